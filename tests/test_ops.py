@@ -53,8 +53,9 @@ def test_upfirdn2d_equals_known_resamplers():
     # 2x2 box filter + down 2 = average pooling
     torch.testing.assert_close(upfirdn2d(x, box, down=2), F.avg_pool2d(x, 2))
     # up 2 with a 2x2 ones kernel (gain 4 folded in) = nearest-neighbour upsampling
-    torch.testing.assert_close(upfirdn2d(x, torch.ones(2, 2), up=2, pad=(1, 0)),
-                               F.interpolate(x, scale_factor=2, mode="nearest"))
+    torch.testing.assert_close(
+        upfirdn2d(x, torch.ones(2, 2), up=2, pad=(1, 0)), F.interpolate(x, scale_factor=2, mode="nearest")
+    )
 
 
 def test_upfirdn2d_shapes_and_errors():
@@ -126,6 +127,9 @@ def test_import_compiles_nothing():
     import subprocess
     import sys
 
-    code = "import ganinv, ganinv.ops, ganinv.models.stylegan2, sys; print('torch.utils.cpp_extension' in sys.modules)"
+    code = (
+        "import sys, ganinv, ganinv.ops, ganinv.models.stylegan2\n"
+        "print('torch.utils.cpp_extension' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -16,8 +16,17 @@ def tiny_generator(size=32, **kw):
 
 def rosinality_channels(res, cm):
     """rosinality's table, written out as in its model.py docs (independent of channel_table)."""
-    return {4: 512, 8: 512, 16: 512, 32: 512, 64: 256 * cm, 128: 128 * cm, 256: 64 * cm, 512: 32 * cm,
-            1024: 16 * cm}[res]
+    return {
+        4: 512,
+        8: 512,
+        16: 512,
+        32: 512,
+        64: 256 * cm,
+        128: 128 * cm,
+        256: 64 * cm,
+        512: 32 * cm,
+        1024: 16 * cm,
+    }[res]
 
 
 def expected_g_shapes(size, style_dim=512, n_mlp=8, cm=2):
@@ -28,10 +37,17 @@ def expected_g_shapes(size, style_dim=512, n_mlp=8, cm=2):
     for i in range(1, n_mlp + 1):
         out[f"style.{i}.weight"], out[f"style.{i}.bias"] = [S, S], [S]
     out["input.input"] = [1, C(4), 4, 4]
-    out |= {"conv1.conv.weight": [1, C(4), C(4), 3, 3], "conv1.conv.modulation.weight": [C(4), S],
-            "conv1.conv.modulation.bias": [C(4)], "conv1.noise.weight": [1], "conv1.activate.bias": [C(4)],
-            "to_rgb1.bias": [1, 3, 1, 1], "to_rgb1.conv.weight": [1, 3, C(4), 1, 1],
-            "to_rgb1.conv.modulation.weight": [C(4), S], "to_rgb1.conv.modulation.bias": [C(4)]}
+    out |= {
+        "conv1.conv.weight": [1, C(4), C(4), 3, 3],
+        "conv1.conv.modulation.weight": [C(4), S],
+        "conv1.conv.modulation.bias": [C(4)],
+        "conv1.noise.weight": [1],
+        "conv1.activate.bias": [C(4)],
+        "to_rgb1.bias": [1, 3, 1, 1],
+        "to_rgb1.conv.weight": [1, 3, C(4), 1, 1],
+        "to_rgb1.conv.modulation.weight": [C(4), S],
+        "to_rgb1.conv.modulation.bias": [C(4)],
+    }
     log_size = int(math.log2(size))
     for k in range(log_size - 2):
         r = 2 ** (k + 3)
@@ -43,9 +59,13 @@ def expected_g_shapes(size, style_dim=512, n_mlp=8, cm=2):
             out[f"convs.{j}.conv.modulation.bias"] = [cin]
             out[f"convs.{j}.noise.weight"] = [1]
             out[f"convs.{j}.activate.bias"] = [C(r)]
-        out |= {f"to_rgbs.{k}.bias": [1, 3, 1, 1], f"to_rgbs.{k}.upsample.kernel": [4, 4],
-                f"to_rgbs.{k}.conv.weight": [1, 3, C(r), 1, 1], f"to_rgbs.{k}.conv.modulation.weight": [C(r), S],
-                f"to_rgbs.{k}.conv.modulation.bias": [C(r)]}
+        out |= {
+            f"to_rgbs.{k}.bias": [1, 3, 1, 1],
+            f"to_rgbs.{k}.upsample.kernel": [4, 4],
+            f"to_rgbs.{k}.conv.weight": [1, 3, C(r), 1, 1],
+            f"to_rgbs.{k}.conv.modulation.weight": [C(r), S],
+            f"to_rgbs.{k}.conv.modulation.bias": [C(r)],
+        }
     for i in range((log_size - 2) * 2 + 1):
         r = 2 ** ((i + 5) // 2)
         out[f"noises.noise_{i}"] = [1, 1, r, r]
@@ -58,14 +78,24 @@ def expected_d_shapes(size, cm=2):
     for j in range(1, int(math.log2(size)) - 1):
         r = size // 2 ** (j - 1)
         cin, cout = C(r), C(r // 2)
-        out |= {f"convs.{j}.conv1.0.weight": [cin, cin, 3, 3], f"convs.{j}.conv1.1.bias": [cin],
-                f"convs.{j}.conv2.0.kernel": [4, 4], f"convs.{j}.conv2.1.weight": [cout, cin, 3, 3],
-                f"convs.{j}.conv2.2.bias": [cout], f"convs.{j}.skip.0.kernel": [4, 4],
-                f"convs.{j}.skip.1.weight": [cout, cin, 1, 1]}
+        out |= {
+            f"convs.{j}.conv1.0.weight": [cin, cin, 3, 3],
+            f"convs.{j}.conv1.1.bias": [cin],
+            f"convs.{j}.conv2.0.kernel": [4, 4],
+            f"convs.{j}.conv2.1.weight": [cout, cin, 3, 3],
+            f"convs.{j}.conv2.2.bias": [cout],
+            f"convs.{j}.skip.0.kernel": [4, 4],
+            f"convs.{j}.skip.1.weight": [cout, cin, 1, 1],
+        }
     c4 = C(4)
-    out |= {"final_conv.0.weight": [c4, c4 + 1, 3, 3], "final_conv.1.bias": [c4],
-            "final_linear.0.weight": [c4, c4 * 16], "final_linear.0.bias": [c4],
-            "final_linear.1.weight": [1, c4], "final_linear.1.bias": [1]}
+    out |= {
+        "final_conv.0.weight": [c4, c4 + 1, 3, 3],
+        "final_conv.1.bias": [c4],
+        "final_linear.0.weight": [c4, c4 * 16],
+        "final_linear.0.bias": [c4],
+        "final_linear.1.weight": [1, c4],
+        "final_linear.1.bias": [1],
+    }
     return out
 
 

@@ -16,16 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops import FusedLeakyReLU, fused_bias_act, upfirdn2d
+from ..ops import FusedLeakyReLU
+from .layers import Blur, ConvLayer, EqualLinear, PixelNorm, Upsample, check_shape
 
 NOISE_MODES = ("const", "random", "none")
-
-
-def make_kernel(k: Sequence[float]) -> torch.Tensor:
-    """2-D FIR kernel from a 1-D one (outer product), normalised to sum 1."""
-    k = torch.tensor(k, dtype=torch.float32)
-    k = k[None, :] * k[:, None] if k.ndim == 1 else k
-    return k / k.sum()
 
 
 def channel_table(size: int, channel_multiplier: float = 2, channel_max: int = 512) -> dict[int, int]:
@@ -34,86 +28,12 @@ def channel_table(size: int, channel_multiplier: float = 2, channel_max: int = 5
     For channel_multiplier 1 or 2 and channel_max 512 this is rosinality's table (and NVIDIA's
     ``min(channel_base / res, channel_max)`` with channel_base = 16384 * channel_multiplier).
     """
-    return {2**i: int(min(channel_max, 16384 * channel_multiplier // 2**i)) for i in range(2, int(math.log2(size)) + 1)}
+    return {
+        2**i: int(min(channel_max, 16384 * channel_multiplier // 2**i))
+        for i in range(2, int(math.log2(size)) + 1)
+    }
 
 
-def check_shape(x: torch.Tensor, shape: Sequence[int | None], name: str) -> None:
-    """Raise a ValueError naming ``name`` unless ``x`` has ``shape`` (None = any size)."""
-    if x.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, x.shape)):
-        want = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
-        raise ValueError(f"{name}: expected shape {want}, got {list(x.shape)}")
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Equalised-learning-rate layers
-
-
-class PixelNorm(nn.Module):
-    """x / sqrt(mean(x^2) + 1e-8) over the feature dimension (normalises z before mapping)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
-
-
-class EqualLinear(nn.Module):
-    """Linear layer with equalised learning rate; ``lr_mul`` slows the mapping network down (lr_mlp)."""
-
-    def __init__(self, in_dim: int, out_dim: int, bias: bool = True, bias_init: float = 0.0,
-                 lr_mul: float = 1.0, activation: bool = False) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_dim, in_dim) / lr_mul)
-        self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init))) if bias else None
-        self.scale = lr_mul / math.sqrt(in_dim)
-        self.lr_mul, self.activation = lr_mul, activation
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bias = None if self.bias is None else self.bias * self.lr_mul
-        if self.activation:
-            return fused_bias_act(F.linear(x, self.weight * self.scale), bias)
-        return F.linear(x, self.weight * self.scale, bias)
-
-
-class EqualConv2d(nn.Module):
-    """Conv2d with equalised learning rate."""
-
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, padding: int = 0,
-                 bias: bool = True) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel_size, kernel_size))
-        self.bias = nn.Parameter(torch.zeros(out_ch)) if bias else None
-        self.scale = 1 / math.sqrt(in_ch * kernel_size**2)
-        self.stride, self.padding = stride, padding
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight * self.scale, self.bias, stride=self.stride, padding=self.padding)
-
-
-class Blur(nn.Module):
-    """FIR low-pass filter (the [1,3,3,1] kernel) used around up- and down-sampling convs."""
-
-    def __init__(self, kernel: Sequence[float], pad: tuple[int, int], upsample_factor: int = 1) -> None:
-        super().__init__()
-        self.register_buffer("kernel", make_kernel(kernel) * upsample_factor**2)
-        self.pad = pad
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return upfirdn2d(x, self.kernel, pad=self.pad)
-
-
-class Upsample(nn.Module):
-    """2x FIR upsampling of the skip image between ToRGB layers."""
-
-    def __init__(self, kernel: Sequence[float], factor: int = 2) -> None:
-        super().__init__()
-        self.register_buffer("kernel", make_kernel(kernel) * factor**2)
-        p = len(kernel) - factor
-        self.pad, self.factor = ((p + 1) // 2 + factor - 1, p // 2), factor
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return upfirdn2d(x, self.kernel, up=self.factor, pad=self.pad)
-
-
-# ---------------------------------------------------------------------------------------------------------
 # Generator
 
 
@@ -123,8 +43,16 @@ class ModulatedConv2d(nn.Module):
     w'_ijk = s_i * w_ijk (1), w''_ijk = w'_ijk / sqrt(sum_ik w'_ijk^2 + eps) (3); s = A(w) is the style.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, style_dim: int, demodulate: bool = True,
-                 upsample: bool = False, blur_kernel: Sequence[float] = (1, 3, 3, 1)) -> None:
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int,
+        style_dim: int,
+        demodulate: bool = True,
+        upsample: bool = False,
+        blur_kernel: Sequence[float] = (1, 3, 3, 1),
+    ) -> None:
         super().__init__()
         self.in_ch, self.out_ch, self.kernel_size = in_ch, out_ch, kernel_size
         self.demodulate, self.upsample = demodulate, upsample
@@ -143,7 +71,9 @@ class ModulatedConv2d(nn.Module):
             weight = weight * torch.rsqrt(weight.pow(2).sum([2, 3, 4], keepdim=True) + 1e-8)
         x = x.reshape(1, n * self.in_ch, h, wd)  # grouped conv: one group per sample
         if self.upsample:
-            weight = weight.transpose(1, 2).reshape(n * self.in_ch, self.out_ch, self.kernel_size, self.kernel_size)
+            weight = weight.transpose(1, 2).reshape(
+                n * self.in_ch, self.out_ch, self.kernel_size, self.kernel_size
+            )
             out = F.conv_transpose2d(x, weight, stride=2, groups=n)
             out = self.blur(out.view(n, self.out_ch, out.shape[2], out.shape[3]))
         else:
@@ -178,11 +108,19 @@ class ConstantInput(nn.Module):
 class StyledConv(nn.Module):
     """Modulated conv, then noise, then bias + leaky ReLU."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, style_dim: int, upsample: bool = False,
-                 blur_kernel: Sequence[float] = (1, 3, 3, 1)) -> None:
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int,
+        style_dim: int,
+        upsample: bool = False,
+        blur_kernel: Sequence[float] = (1, 3, 3, 1),
+    ) -> None:
         super().__init__()
-        self.conv = ModulatedConv2d(in_ch, out_ch, kernel_size, style_dim, upsample=upsample,
-                                    blur_kernel=blur_kernel)
+        self.conv = ModulatedConv2d(
+            in_ch, out_ch, kernel_size, style_dim, upsample=upsample, blur_kernel=blur_kernel
+        )
         self.noise = NoiseInjection()
         self.activate = FusedLeakyReLU(out_ch)
 
@@ -193,8 +131,9 @@ class StyledConv(nn.Module):
 class ToRGB(nn.Module):
     """1x1 modulated conv (no demodulation) to RGB, added to the upsampled previous image (skip G)."""
 
-    def __init__(self, in_ch: int, style_dim: int, upsample: bool = True,
-                 blur_kernel: Sequence[float] = (1, 3, 3, 1)) -> None:
+    def __init__(
+        self, in_ch: int, style_dim: int, upsample: bool = True, blur_kernel: Sequence[float] = (1, 3, 3, 1)
+    ) -> None:
         super().__init__()
         if upsample:
             self.upsample = Upsample(blur_kernel)
@@ -213,8 +152,16 @@ class Generator(nn.Module):
     ``[:, 2k+1]`` up-conv, ``[:, 2k+2]`` second conv, ``[:, 2k+3]`` ToRGB.
     """
 
-    def __init__(self, size: int, style_dim: int = 512, n_mlp: int = 8, channel_multiplier: float = 2,
-                 channel_max: int = 512, blur_kernel: Sequence[float] = (1, 3, 3, 1), lr_mlp: float = 0.01) -> None:
+    def __init__(
+        self,
+        size: int,
+        style_dim: int = 512,
+        n_mlp: int = 8,
+        channel_multiplier: float = 2,
+        channel_max: int = 512,
+        blur_kernel: Sequence[float] = (1, 3, 3, 1),
+        lr_mlp: float = 0.01,
+    ) -> None:
         super().__init__()
         if size < 4 or size & (size - 1):
             raise ValueError(f"Generator size must be a power of two >= 4, got {size}")
@@ -226,8 +173,9 @@ class Generator(nn.Module):
         self.num_layers = (self.log_size - 2) * 2 + 1
         self.n_latent = self.log_size * 2 - 2
 
-        layers = [PixelNorm()] + [EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activation=True)
-                                  for _ in range(n_mlp)]
+        layers = [PixelNorm()] + [
+            EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activation=True) for _ in range(n_mlp)
+        ]
         self.style = nn.Sequential(*layers)
 
         c4 = self.channels[4]
@@ -252,9 +200,15 @@ class Generator(nn.Module):
     @property
     def config(self) -> dict:
         """Constructor arguments: ``Generator(**G.config)`` rebuilds this architecture."""
-        return dict(size=self.size, style_dim=self.style_dim, n_mlp=self.n_mlp,
-                    channel_multiplier=self.channel_multiplier, channel_max=self.channel_max,
-                    blur_kernel=list(self.blur_kernel), lr_mlp=self.lr_mlp)
+        return dict(
+            size=self.size,
+            style_dim=self.style_dim,
+            n_mlp=self.n_mlp,
+            channel_multiplier=self.channel_multiplier,
+            channel_max=self.channel_max,
+            blur_kernel=list(self.blur_kernel),
+            lr_mlp=self.lr_mlp,
+        )
 
     @torch.no_grad()
     def mean_latent(self, n: int = 4096, seed: int = 0) -> torch.Tensor:
@@ -269,8 +223,9 @@ class Generator(nn.Module):
             self.w_avg.copy_(self.mean_latent())
         return self.w_avg
 
-    def mapping(self, z: torch.Tensor, truncation: float = 1.0,
-                truncation_latent: torch.Tensor | None = None) -> torch.Tensor:
+    def mapping(
+        self, z: torch.Tensor, truncation: float = 1.0, truncation_latent: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """z [N, style_dim] -> w [N, style_dim], optionally truncated: w_avg + psi * (w - w_avg)."""
         check_shape(z, [None, self.style_dim], "z")
         w = self.style(z)
@@ -298,9 +253,16 @@ class Generator(nn.Module):
         check_shape(ws, [None, self.n_latent, self.style_dim], "ws")
         return ws
 
-    def synthesis(self, ws: torch.Tensor, noise_mode: str = "const", f: torch.Tensor | None = None,
-                  f_res: int = 16, f_blend: float | torch.Tensor = 1.0, return_features: bool = False,
-                  noise: list[torch.Tensor | None] | None = None):
+    def synthesis(
+        self,
+        ws: torch.Tensor,
+        noise_mode: str = "const",
+        f: torch.Tensor | None = None,
+        f_res: int = 16,
+        f_blend: float | torch.Tensor = 1.0,
+        return_features: bool = False,
+        noise: list[torch.Tensor | None] | None = None,
+    ):
         """w or w+ -> image [N, 3, size, size].
 
         ``f`` [N, C(f_res), f_res, f_res] replaces the feature after the second conv at ``f_res`` (the F space
@@ -331,19 +293,22 @@ class Generator(nn.Module):
             img = to_rgb(x, w_plus[:, i + 2], img)
         return (img, features) if return_features else img
 
-    def forward(self, z: torch.Tensor, truncation: float = 1.0, noise_mode: str = "const", **kwargs) -> torch.Tensor:
+    def forward(
+        self, z: torch.Tensor, truncation: float = 1.0, noise_mode: str = "const", **kwargs
+    ) -> torch.Tensor:
         """Sample images from z [N, style_dim]."""
         return self.synthesis(self.mapping(z, truncation), noise_mode=noise_mode, **kwargs)
 
     def style_mix(self, w1: torch.Tensor, w2: torch.Tensor, cutoff: int) -> torch.Tensor:
-        """w+ taking layers [0, cutoff) from w1 and [cutoff, n_latent) from w2 (coarse from w1, fine from w2)."""
+        """w+ taking layers [0, cutoff) from w1 and [cutoff, n_latent) from w2 (coarse w1, fine w2)."""
         if not 0 <= cutoff <= self.n_latent:
             raise ValueError(f"cutoff must be in [0, {self.n_latent}], got {cutoff}")
         a, b = self.broadcast(w1), self.broadcast(w2)
         return torch.cat([a[:, :cutoff], b[:, cutoff:]], dim=1)
 
-    def random_mixing_w_plus(self, z: torch.Tensor, prob: float = 0.9,
-                             rng: random.Random | None = None) -> torch.Tensor:
+    def random_mixing_w_plus(
+        self, z: torch.Tensor, prob: float = 0.9, rng: random.Random | None = None
+    ) -> torch.Tensor:
         """Training-time style mixing: with probability ``prob`` split two mapped codes at a random layer."""
         rng = rng or random
         w = self.mapping(z)
@@ -357,23 +322,6 @@ class Generator(nn.Module):
 # Discriminator
 
 
-class ConvLayer(nn.Sequential):
-    """[Blur] -> EqualConv2d -> [FusedLeakyReLU]; a Sequential so keys are numeric as in rosinality."""
-
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, downsample: bool = False,
-                 blur_kernel: Sequence[float] = (1, 3, 3, 1), bias: bool = True, activate: bool = True) -> None:
-        layers: list[nn.Module] = []
-        stride, padding = 1, kernel_size // 2
-        if downsample:
-            p = (len(blur_kernel) - 2) + (kernel_size - 1)
-            layers.append(Blur(blur_kernel, pad=((p + 1) // 2, p // 2)))
-            stride, padding = 2, 0
-        layers.append(EqualConv2d(in_ch, out_ch, kernel_size, stride, padding, bias=bias and not activate))
-        if activate:
-            layers.append(FusedLeakyReLU(out_ch, bias=bias))
-        super().__init__(*layers)
-
-
 class ResBlock(nn.Module):
     """Residual down-sampling block: (conv2(conv1(x)) + skip(x)) / sqrt(2)."""
 
@@ -381,8 +329,9 @@ class ResBlock(nn.Module):
         super().__init__()
         self.conv1 = ConvLayer(in_ch, in_ch, 3)
         self.conv2 = ConvLayer(in_ch, out_ch, 3, downsample=True, blur_kernel=blur_kernel)
-        self.skip = ConvLayer(in_ch, out_ch, 1, downsample=True, blur_kernel=blur_kernel, activate=False,
-                              bias=False)
+        self.skip = ConvLayer(
+            in_ch, out_ch, 1, downsample=True, blur_kernel=blur_kernel, activate=False, bias=False
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (self.conv2(self.conv1(x)) + self.skip(x)) / math.sqrt(2)
@@ -402,8 +351,14 @@ def minibatch_stddev(x: torch.Tensor, group_size: int = 4) -> torch.Tensor:
 class Discriminator(nn.Module):
     """StyleGAN2 residual discriminator with minibatch stddev (Fig. 7c of Karras et al. 2020)."""
 
-    def __init__(self, size: int, channel_multiplier: float = 2, channel_max: int = 512,
-                 blur_kernel: Sequence[float] = (1, 3, 3, 1), stddev_group: int = 4) -> None:
+    def __init__(
+        self,
+        size: int,
+        channel_multiplier: float = 2,
+        channel_max: int = 512,
+        blur_kernel: Sequence[float] = (1, 3, 3, 1),
+        stddev_group: int = 4,
+    ) -> None:
         super().__init__()
         if size < 8 or size & (size - 1):
             raise ValueError(f"Discriminator size must be a power of two >= 8, got {size}")
@@ -417,12 +372,19 @@ class Discriminator(nn.Module):
             res //= 2
         self.convs = nn.Sequential(*convs)
         self.final_conv = ConvLayer(ch[4] + 1, ch[4], 3)
-        self.final_linear = nn.Sequential(EqualLinear(ch[4] * 16, ch[4], activation=True), EqualLinear(ch[4], 1))
+        self.final_linear = nn.Sequential(
+            EqualLinear(ch[4] * 16, ch[4], activation=True), EqualLinear(ch[4], 1)
+        )
 
     @property
     def config(self) -> dict:
-        return dict(size=self.size, channel_multiplier=self.channel_multiplier, channel_max=self.channel_max,
-                    blur_kernel=list(self.blur_kernel), stddev_group=self.stddev_group)
+        return dict(
+            size=self.size,
+            channel_multiplier=self.channel_multiplier,
+            channel_max=self.channel_max,
+            blur_kernel=list(self.blur_kernel),
+            stddev_group=self.stddev_group,
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images [N, 3, size, size] -> logits [N, 1]."""

@@ -61,7 +61,7 @@ def fused_bias_act(
     scale: float = DEFAULT_SCALE,
     kernels: ModuleType | None = None,
 ) -> torch.Tensor:
-    """``lrelu(x + bias, negative_slope) * scale`` with ``bias`` [C] broadcast along dim 1 of ``x`` [N, C, ...].
+    """``lrelu(x + bias, negative_slope) * scale`` with ``bias`` [C] along dim 1 of ``x`` [N, C, ...].
 
     ``kernels`` forces the autograd-Function path with the given kernel module (tests pass
     ``ganinv.ops._reference`` to check the Function's derivatives on CPU); by default CUDA tensors use the
@@ -83,8 +83,13 @@ def fused_bias_act(
 class FusedLeakyReLU(nn.Module):
     """Learned per-channel bias followed by ``lrelu(., 0.2) * sqrt(2)`` (key ``bias`` as in rosinality)."""
 
-    def __init__(self, channels: int, bias: bool = True, negative_slope: float = DEFAULT_SLOPE,
-                 scale: float = DEFAULT_SCALE) -> None:
+    def __init__(
+        self,
+        channels: int,
+        bias: bool = True,
+        negative_slope: float = DEFAULT_SLOPE,
+        scale: float = DEFAULT_SCALE,
+    ) -> None:
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(channels)) if bias else None
         self.negative_slope, self.scale = negative_slope, scale

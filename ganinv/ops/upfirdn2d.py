@@ -94,11 +94,14 @@ def upfirdn2d(
     if kernel.ndim != 2:
         raise ValueError(f"upfirdn2d expects a 2-D kernel, got shape {tuple(kernel.shape)}")
     up, down, pad = _pair(up, "up"), _pair(down, "down"), _pads(tuple(pad))
-    for axis, size, u, k, p0, p1 in (("H", x.shape[2], up[1], kernel.shape[0], pad[2], pad[3]),
-                                     ("W", x.shape[3], up[0], kernel.shape[1], pad[0], pad[1])):
+    for axis, size, u, k, p0, p1 in (
+        ("H", x.shape[2], up[1], kernel.shape[0], pad[2], pad[3]),
+        ("W", x.shape[3], up[0], kernel.shape[1], pad[0], pad[1]),
+    ):
         if size * u + p0 + p1 < k:
-            raise ValueError(f"upfirdn2d: {axis}={size} after up {u} and pad ({p0}, {p1}) is smaller than "
-                             f"the kernel ({k})")
+            raise ValueError(
+                f"upfirdn2d: {axis}={size} after up {u} and pad ({p0}, {p1}) is smaller than the kernel ({k})"
+            )
     kernel = kernel.to(device=x.device, dtype=x.dtype)
     kernels = kernels if kernels is not None else cuda_kernels(x)
     if kernels is None:

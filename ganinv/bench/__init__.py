@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m ganinv.bench NAME --json OUT`` (speed targets live here)."""

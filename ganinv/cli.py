@@ -1,0 +1,110 @@
+"""The ``ganinv`` command line: ``ganinv {sample,info,convert,reproduce} ...``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+
+def _device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from .checkpoints import load_generator
+    from .data.images import save_image
+
+    device = _device(args.device)
+    G = load_generator(args.checkpoint, device=device)
+    z = torch.randn(args.n, G.style_dim, generator=torch.Generator().manual_seed(args.seed)).to(device)
+    with torch.no_grad():
+        images = G(z, truncation=args.truncation, noise_mode=args.noise_mode)
+    save_image(images.cpu(), args.out, nrow=args.nrow)
+    print(f"wrote {args.n} samples of {args.checkpoint} to {args.out}")
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    from .checkpoints import CheckpointError, load_discriminator, load_generator
+
+    G = load_generator(args.checkpoint)
+    n_params = sum(p.numel() for p in G.parameters())
+    print(f"generator: {G.config}  ({n_params:,} parameters, n_latent {G.n_latent})")
+    has_avg = not torch.isnan(G.w_avg).any()
+    print(f"w_avg: {'stored in the checkpoint' if has_avg else 'not stored (computed on demand)'}")
+    try:
+        D = load_discriminator(args.checkpoint)
+        print(f"discriminator: {D.config}  ({sum(p.numel() for p in D.parameters()):,} parameters)")
+    except CheckpointError as e:
+        print(f"discriminator: none ({str(e).splitlines()[0]})")
+
+
+def cmd_convert(args: argparse.Namespace) -> None:
+    from .checkpoints import (
+        CheckpointError,
+        load_discriminator,
+        load_generator,
+        save_discriminator,
+        save_generator,
+    )
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_generator(out / "generator.pt", load_generator(args.checkpoint), half=args.half)
+    written = ["generator.pt"]
+    try:
+        save_discriminator(out / "discriminator.pt", load_discriminator(args.checkpoint), half=args.half)
+        written.append("discriminator.pt")
+    except CheckpointError:
+        pass
+    print(f"wrote {', '.join(written)} to {out}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="ganinv", description="StyleGAN2 inversion, editing and inpainting."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sample", help="write a grid of generated images")
+    p.add_argument("--checkpoint", default="synthfaces64", help="bundled name or path (.pt / NVIDIA .pkl)")
+    p.add_argument("-n", type=int, default=16)
+    p.add_argument("--nrow", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--truncation", type=float, default=1.0)
+    p.add_argument("--noise-mode", default="const", choices=["const", "random", "none"])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default="samples.png")
+    p.set_defaults(fn=cmd_sample)
+
+    p = sub.add_parser("info", help="describe a checkpoint (any supported format)")
+    p.add_argument("checkpoint")
+    p.set_defaults(fn=cmd_info)
+
+    p = sub.add_parser("convert", help="convert rosinality / NVIDIA checkpoints to the ganinv format")
+    p.add_argument("checkpoint")
+    p.add_argument("out", help="output folder (generator.pt, discriminator.pt)")
+    p.add_argument("--half", action="store_true", help="store fp16 weights")
+    p.set_defaults(fn=cmd_convert)
+
+    p = sub.add_parser("reproduce", help="execute every notebook and regenerate figures/ (make reproduce)")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(fn=lambda a: __import__("ganinv.reproduce", fromlist=["main"]).main(a.rest))
+
+    args = parser.parse_args(argv)
+    try:
+        args.fn(args)
+    except Exception as e:  # clear one-line errors for the known failure kinds
+        from .checkpoints import CheckpointError
+
+        if isinstance(e, CheckpointError | ValueError | FileNotFoundError):
+            sys.exit(f"ganinv {args.command}: error: {e}")
+        raise
+
+
+if __name__ == "__main__":
+    main()

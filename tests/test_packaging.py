@@ -1,0 +1,41 @@
+"""The project's packaging files agree with each other and with the README."""
+
+import re
+import sys
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_environment_yml_lists_the_pyproject_dependencies():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = set(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        wanted |= set(extra)
+    lines = (ROOT / "environment.yml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "- pip:")
+    listed = {line.strip()[2:] for line in lines[start + 1 :] if line.strip().startswith("- ")}
+    listed.discard("-e .")
+    assert {_name(r) for r in listed} == {_name(r) for r in wanted}
+    assert listed == wanted, "version specifiers differ between environment.yml and pyproject.toml"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    assert "make test" in readme and "make reproduce" in readme
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_pytest_markers_declared():
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    names = {m.split(":")[0] for m in cfg["markers"]}
+    assert {"cuda", "slow"} <= names
