@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -64,6 +66,42 @@ def cmd_convert(args: argparse.Namespace) -> None:
     print(f"wrote {', '.join(written)} to {out}")
 
 
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One ``--field-name`` option per dataclass field (default: the preset's value)."""
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in (bool, "bool"):
+            parser.add_argument(flag, type=_parse_bool, default=None, metavar="BOOL")
+        else:
+            kind = {"int": int, "float": float, "str": str}.get(str(f.type), f.type)
+            parser.add_argument(flag, type=kind, default=None)
+
+
+def _parse_bool(v: str) -> bool:
+    if v.lower() in ("1", "true", "yes", "on"):
+        return True
+    if v.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean, got {v!r}")
+
+
+def config_overrides(args: argparse.Namespace, cls: type) -> dict:
+    return {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name) is not None
+    }
+
+
+def cmd_train_gan(args: argparse.Namespace) -> None:
+    from .training import gan
+
+    cfg = gan.preset(args.preset, **config_overrides(args, gan.GANConfig))
+    result = gan.train(cfg)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(
+            f"trained to step {result['step']}; G_ema and D in {cfg.out_dir}/generator.pt, discriminator.pt"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="ganinv", description="StyleGAN2 inversion, editing and inpainting."
@@ -90,6 +128,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("out", help="output folder (generator.pt, discriminator.pt)")
     p.add_argument("--half", action="store_true", help="store fp16 weights")
     p.set_defaults(fn=cmd_convert)
+
+    p = sub.add_parser("train", help="train a model (see `ganinv train gan --help`)")
+    train_sub = p.add_subparsers(dest="model", required=True)
+    from .training.gan import PRESETS, GANConfig
+
+    t = train_sub.add_parser(
+        "gan", help="train StyleGAN2 (torchrun --nproc_per_node=N for several processes)"
+    )
+    t.add_argument("--preset", default="synthfaces64", choices=sorted(PRESETS))
+    add_config_arguments(t, GANConfig)
+    t.set_defaults(fn=cmd_train_gan)
 
     p = sub.add_parser("reproduce", help="execute every notebook and regenerate figures/ (make reproduce)")
     p.add_argument("rest", nargs=argparse.REMAINDER)

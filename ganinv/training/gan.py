@@ -1,0 +1,290 @@
+"""StyleGAN2 training (Karras et al. 2020): non-saturating logistic loss, lazy R1 (Mescheder et al. 2018),
+path-length regularisation (Sec. 3.2), style mixing, EMA generator, Adam(0, 0.99) with the lazy-regularisation
+correction of the learning rate and betas (Sec. 4 and App. B of StyleGAN2)."""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..checkpoints import save_discriminator, save_generator
+from ..models.stylegan2 import Discriminator, Generator
+from .loop import (
+    LoopConfig,
+    Processes,
+    Progress,
+    ema_update,
+    load_training_state,
+    requires_grad,
+    save_training_state,
+    seed_everything,
+    set_rng_state,
+)
+
+
+@dataclass
+class GANConfig(LoopConfig):
+    """StyleGAN2 training settings; defaults are the ``synthfaces64`` preset."""
+
+    out_dir: str = "runs/gan"
+    data: str = "synthfaces"  # "synthfaces" or a folder / .zip of images
+    data_seed: int = 0  # SynthFaces seed (held-out evaluation uses other seeds)
+    size: int = 64  # image resolution
+    style_dim: int = 256  # dimension of z and w
+    n_mlp: int = 4  # mapping network depth
+    channel_multiplier: float = 0.25  # channels = min(channel_max, 16384 * channel_multiplier / res)
+    channel_max: int = 128
+    batch_size: int = 32
+    total_steps: int = 20000
+    lr: float = 0.0025
+    r1_gamma: float = 0.05  # R1 weight gamma (StyleGAN2-ADA 'auto': 0.0002 * res^2 / batch)
+    r1_every: int = 16  # lazy R1 interval
+    pl_weight: float = 2.0  # path-length weight
+    pl_every: int = 4  # lazy path-length interval
+    pl_batch_shrink: int = 2
+    mixing_prob: float = 0.9
+    ema_kimg: float = 10.0  # EMA half-life in thousands of images
+    ema_rampup: float = 0.05  # half-life <= rampup * images seen (0 = off)
+    mbstd_group: int = 4
+    xflip: bool = False  # random horizontal flips of real images
+    sample_every: int = 1000  # steps between sample grids written to out_dir
+
+
+PRESETS: dict[str, dict] = {
+    "synthfaces64": {},
+    # For users with FFHQ at 256x256 and a GPU: StyleGAN2-ADA 'paper256'-like settings.
+    "ffhq256": dict(
+        out_dir="runs/ffhq256",
+        data="",
+        size=256,
+        style_dim=512,
+        n_mlp=8,
+        channel_multiplier=1,
+        channel_max=512,
+        batch_size=64,
+        total_steps=390_000,
+        lr=0.0025,
+        r1_gamma=1.0,
+        ema_kimg=20.0,
+        ema_rampup=0.0,
+        mbstd_group=8,
+        xflip=True,
+        sample_every=5000,
+    ),
+    # A few channels at 32x32: for tests and the live demo in notebook 01.
+    "tiny": dict(
+        out_dir="runs/tiny",
+        size=32,
+        style_dim=16,
+        n_mlp=2,
+        channel_multiplier=0.125,
+        channel_max=16,
+        batch_size=4,
+        total_steps=20,
+        r1_every=2,
+        pl_every=2,
+        ema_kimg=0.1,
+        checkpoint_every=10,
+        sample_every=0,
+        log_every=1,
+    ),
+}
+
+
+def preset(name: str, **overrides) -> GANConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown GAN preset {name!r}; choose one of {sorted(PRESETS)}")
+    return GANConfig(**{**PRESETS[name], **overrides})
+
+
+class RealImages:
+    """Real batches as a pure function of the step: SynthFaces indices or a seeded per-epoch permutation."""
+
+    def __init__(self, cfg: GANConfig, rank: int, world_size: int) -> None:
+        self.cfg, self.rank, self.world_size = cfg, rank, world_size
+        if cfg.data == "synthfaces":
+            from ..data.synthfaces import SynthFaces
+
+            self.dataset = SynthFaces(size=cfg.size, seed=cfg.data_seed, length=2**62)
+        else:
+            if not cfg.data:
+                raise ValueError("GANConfig.data is empty: give 'synthfaces' or a folder / .zip of images")
+            from ..data.images import ImageFolderDataset
+
+            self.dataset = ImageFolderDataset(cfg.data, size=cfg.size)
+
+    def batch(self, step: int) -> torch.Tensor:
+        """Images [batch_size, 3, size, size] in [-1, 1] for this process at ``step``."""
+        b = self.cfg.batch_size
+        start = (step * self.world_size + self.rank) * b
+        if self.cfg.data == "synthfaces":
+            images = self.dataset.get_batch(range(start, start + b))["image"]
+        else:
+            n = len(self.dataset)
+            idx = []
+            for j in range(start, start + b):
+                epoch, pos = divmod(j, n)
+                perm = torch.randperm(
+                    n, generator=torch.Generator().manual_seed(self.cfg.seed * 100003 + epoch)
+                )
+                idx.append(int(perm[pos]))
+            images = torch.stack([self.dataset[i]["image"] for i in idx])
+        images = torch.as_tensor(images, dtype=torch.float32)
+        if self.cfg.xflip:
+            flip = torch.rand(b, generator=torch.Generator().manual_seed(start)) < 0.5
+            images = torch.where(flip[:, None, None, None], images.flip(3), images)
+        return images
+
+
+def build_models(cfg: GANConfig) -> tuple[Generator, Discriminator]:
+    G = Generator(cfg.size, cfg.style_dim, cfg.n_mlp, cfg.channel_multiplier, cfg.channel_max)
+    D = Discriminator(cfg.size, cfg.channel_multiplier, cfg.channel_max, stddev_group=cfg.mbstd_group)
+    return G, D
+
+
+def lazy_adam(params, lr: float, every: int) -> torch.optim.Adam:
+    """Adam(0, 0.99) with the lazy-regularisation correction c = every / (every + 1)."""
+    c = every / (every + 1) if every > 0 else 1.0
+    return torch.optim.Adam(params, lr=lr * c, betas=(0.0, 0.99**c), eps=1e-8)
+
+
+def r1_penalty(D: Discriminator, real: torch.Tensor) -> torch.Tensor:
+    """sum over pixels of |grad_x D(x)|^2 on real images, averaged over the batch."""
+    real = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(real).sum(), real, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()
+
+
+def path_lengths(G: Generator, w_plus: torch.Tensor) -> torch.Tensor:
+    """|J_w^T y| for y ~ N(0, I) / sqrt(H W): the per-sample path length of Eq. 4."""
+    img = G.synthesis(w_plus, noise_mode="random")
+    y = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
+    (grad,) = torch.autograd.grad((img * y).sum(), w_plus, create_graph=True)
+    return grad.pow(2).sum(2).mean(1).sqrt()
+
+
+def train(cfg: GANConfig) -> dict:
+    """Train (or resume) and return the final losses; writes training_state.pt, generator.pt,
+    discriminator.pt (G_ema and D in the ganinv format) and sample grids into ``cfg.out_dir``."""
+    procs = Processes(cfg.device)
+    dev = procs.device
+    torch.manual_seed(cfg.seed)  # identical initial weights in every process
+    G, D = build_models(cfg)
+    G, D = G.to(dev).train(), D.to(dev).train()
+    G_ema = copy.deepcopy(G).eval()
+    requires_grad(G_ema, False)
+    g_opt, d_opt = (
+        lazy_adam(G.parameters(), cfg.lr, cfg.pl_every),
+        lazy_adam(D.parameters(), cfg.lr, cfg.r1_every),
+    )
+    pl_mean = torch.zeros((), device=dev)
+    seed_everything(cfg.seed, procs.rank)
+    step = 0
+    state = load_training_state(cfg.out_dir, cfg, procs.rank) if cfg.resume else None
+    if state is not None:
+        G.load_state_dict(state["G"])
+        D.load_state_dict(state["D"])
+        G_ema.load_state_dict(state["G_ema"])
+        g_opt.load_state_dict(state["g_opt"])
+        d_opt.load_state_dict(state["d_opt"])
+        pl_mean.fill_(float(state["pl_mean"]))
+        step = int(state["step"])
+        set_rng_state(state["rng"])
+
+    data = RealImages(cfg, procs.rank, procs.world_size)
+    world_batch = cfg.batch_size * procs.world_size
+    sample_z = torch.randn(16, cfg.style_dim, generator=torch.Generator().manual_seed(cfg.seed)).to(dev)
+    bar = Progress(cfg.total_steps, step, world_batch, cfg.progress and procs.is_main, "train gan")
+    losses: dict[str, float] = {}
+
+    def checkpoint() -> None:
+        save_training_state(
+            cfg.out_dir,
+            dict(
+                config=cfg.to_dict(),
+                step=step,
+                G=G.state_dict(),
+                D=D.state_dict(),
+                G_ema=G_ema.state_dict(),
+                g_opt=g_opt.state_dict(),
+                d_opt=d_opt.state_dict(),
+                pl_mean=float(pl_mean),
+            ),
+            procs.rank,
+        )
+        if procs.is_main:
+            G_ema.w_avg.fill_(float("nan"))
+            G_ema.get_w_avg()  # store the truncation centre of the current weights
+            save_generator(f"{cfg.out_dir}/generator.pt", G_ema, step=step, images_seen=step * world_batch)
+            save_discriminator(
+                f"{cfg.out_dir}/discriminator.pt", D, step=step, images_seen=step * world_batch
+            )
+
+    while step < cfg.total_steps:
+        real = data.batch(step).to(dev)
+        z = torch.randn(cfg.batch_size, cfg.style_dim, device=dev)
+
+        # Discriminator: softplus(D(G(z))) + softplus(-D(x)), plus lazy R1 every r1_every steps.
+        requires_grad(G, False)
+        requires_grad(D, True)
+        with torch.no_grad():
+            fake = G.synthesis(G.random_mixing_w_plus(z, cfg.mixing_prob), noise_mode="random")
+        d_loss = F.softplus(D(fake)).mean() + F.softplus(-D(real)).mean()
+        d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        procs.average_gradients(D.parameters())
+        d_opt.step()
+        losses["d"] = d_loss.item()
+        if cfg.r1_every > 0 and step % cfg.r1_every == 0:
+            r1 = r1_penalty(D, real)
+            d_opt.zero_grad(set_to_none=True)
+            (cfg.r1_gamma / 2 * r1 * cfg.r1_every).backward()
+            procs.average_gradients(D.parameters())
+            d_opt.step()
+            losses["r1"] = r1.item()
+
+        # Generator: softplus(-D(G(z))), plus lazy path-length regularisation every pl_every steps.
+        requires_grad(G, True)
+        requires_grad(D, False)
+        fake = G.synthesis(G.random_mixing_w_plus(z, cfg.mixing_prob), noise_mode="random")
+        g_loss = F.softplus(-D(fake)).mean()
+        g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        procs.average_gradients(G.parameters())
+        g_opt.step()
+        losses["g"] = g_loss.item()
+        if cfg.pl_every > 0 and cfg.pl_weight > 0 and step % cfg.pl_every == 0:
+            n = max(1, cfg.batch_size // cfg.pl_batch_shrink)
+            w_plus = G.random_mixing_w_plus(torch.randn(n, cfg.style_dim, device=dev), cfg.mixing_prob)
+            lengths = path_lengths(G, w_plus)
+            pl_mean.copy_(pl_mean.lerp(procs.mean(lengths.mean().detach()), 0.01))
+            pl_penalty = (lengths - pl_mean).pow(2).mean()
+            g_opt.zero_grad(set_to_none=True)
+            (cfg.pl_weight * cfg.pl_every * pl_penalty).backward()
+            procs.average_gradients(G.parameters())
+            g_opt.step()
+            losses["pl"] = pl_penalty.item()
+
+        # EMA of the generator weights, half-life ema_kimg thousand images (ramped up early in training).
+        ema_nimg = cfg.ema_kimg * 1000
+        if cfg.ema_rampup > 0:
+            ema_nimg = min(ema_nimg, (step + 1) * world_batch * cfg.ema_rampup)
+        ema_update(G_ema, G, 0.5 ** (world_batch / max(ema_nimg, 1e-8)))
+
+        step += 1
+        bar.update(losses if step % cfg.log_every == 0 else None)
+        if step % cfg.checkpoint_every == 0 or step == cfg.total_steps:
+            checkpoint()
+        if procs.is_main and cfg.sample_every > 0 and step % cfg.sample_every == 0:
+            from ..data.images import save_image
+
+            with torch.no_grad():
+                save_image(G_ema(sample_z).cpu(), f"{cfg.out_dir}/samples_{step:06d}.png", nrow=8)
+    bar.close()
+    procs.barrier()
+    procs.close()
+    return {"step": step, **losses}

@@ -1,0 +1,200 @@
+"""The loop every trainer shares: config base class, device and processes, RNG state, atomic training
+checkpoints with exact resume, a progress bar, and gradient averaging across ``torchrun`` processes.
+
+Resume contract: a run stopped after a checkpoint at step k and resumed continues with the same weights,
+optimiser state, RNG state and data order as an uninterrupted run, so both give identical weights at step N.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..checkpoints import CheckpointError
+from ..checkpoints import _atomic_torch_save as atomic_save
+
+STATE_FILE = "training_state.pt"
+
+
+@dataclass
+class LoopConfig:
+    """Fields every trainer has (trainers subclass this)."""
+
+    out_dir: str = "runs/run"  # where training_state.pt, exported checkpoints and samples go
+    total_steps: int = 1000  # optimisation steps (each sees batch_size * world_size samples)
+    batch_size: int = 8  # per process
+    seed: int = 0  # seeds model init, data order and noise
+    device: str = "auto"  # "auto" = cuda:<local rank> when available, else cpu
+    checkpoint_every: int = 500  # steps between atomic training checkpoints (and at the end)
+    log_every: int = 10  # steps between progress-bar updates of the losses
+    resume: bool = False  # continue from out_dir/training_state.pt when it exists
+    progress: bool = True  # show a tqdm progress bar (main process only)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def config_from_dict(cls: type, values: dict):
+    """Build config ``cls`` from a dict, rejecting unknown fields with a clear error."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}; known: {sorted(names)}")
+    return cls(**values)
+
+
+class Processes:
+    """Single process, or one of ``torchrun --nproc_per_node=N`` processes (gloo on CPU, nccl on GPU).
+
+    Gradients are averaged by an explicit all-reduce after each backward (as NVIDIA's StyleGAN2-ADA does),
+    which also works for the double-backward regularisers.
+    """
+
+    def __init__(self, device: str = "auto") -> None:
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if device == "auto":
+            device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", local_rank)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        if self.world_size > 1 and not torch.distributed.is_initialized():
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            torch.distributed.init_process_group(backend=backend)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def average_gradients(self, params: Iterable[nn.Parameter]) -> None:
+        if self.world_size == 1:
+            return
+        params = [p for p in params if p.grad is not None]
+        if not params:
+            return
+        flat = torch.cat([p.grad.flatten() for p in params])
+        torch.distributed.all_reduce(flat)
+        flat /= self.world_size
+        for p, g in zip(params, flat.split([p.numel() for p in params])):
+            p.grad.copy_(g.view_as(p))
+
+    def mean(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean of a tensor over processes."""
+        if self.world_size == 1:
+            return x
+        x = x.clone()
+        torch.distributed.all_reduce(x)
+        return x / self.world_size
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            torch.distributed.barrier()
+
+    def close(self) -> None:
+        if self.world_size > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def seed_everything(seed: int, rank: int = 0) -> None:
+    random.seed(seed * 1000 + rank)
+    torch.manual_seed(seed * 1000 + rank)
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def state_path(out_dir: str | os.PathLike, rank: int = 0) -> Path:
+    name = STATE_FILE if rank == 0 else f"training_state.rank{rank}.pt"
+    return Path(out_dir) / name
+
+
+def save_training_state(out_dir: str | os.PathLike, state: dict, rank: int = 0) -> Path:
+    """Atomically write the training state (models, optimisers, step, RNG) of one process."""
+    path = state_path(out_dir, rank)
+    atomic_save({"format": "ganinv-training", "version": 1, **state, "rng": rng_state()}, path)
+    return path
+
+
+def load_training_state(out_dir: str | os.PathLike, config: LoopConfig, rank: int = 0) -> dict | None:
+    """The saved state for this process, or None if there is none; checks the config matches."""
+    path = state_path(out_dir, rank)
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is reported the same way
+        raise CheckpointError(f"{path}: cannot read the training state ({e}); delete it to start over") from e
+    if not isinstance(state, dict) or state.get("format") != "ganinv-training":
+        raise CheckpointError(f"{path}: not a ganinv training state")
+    saved, now = state["config"], config.to_dict()
+    ignore = {"total_steps", "resume", "progress", "checkpoint_every", "log_every", "device", "out_dir"}
+    diff = {k: (saved.get(k), v) for k, v in now.items() if k not in ignore and saved.get(k) != v}
+    if diff:
+        raise CheckpointError(
+            f"{path}: the saved run used a different config {diff} (saved, now); resume with the same "
+            "settings or choose another out_dir"
+        )
+    return state
+
+
+class Progress:
+    """tqdm bar over steps with losses and samples/s in the postfix (main process only)."""
+
+    def __init__(self, total: int, start: int, samples_per_step: int, enabled: bool, desc: str) -> None:
+        self.samples_per_step = samples_per_step
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, initial=start, desc=desc, unit="step", dynamic_ncols=True)
+        self.t0, self.n = time.perf_counter(), 0
+
+    def update(self, losses: dict[str, float] | None = None) -> None:
+        self.n += 1
+        if self.bar is None:
+            return
+        self.bar.update(1)
+        if losses is not None:
+            rate = self.n * self.samples_per_step / max(time.perf_counter() - self.t0, 1e-9)
+            self.bar.set_postfix({**{k: f"{v:.3f}" for k, v in losses.items()}, "img/s": f"{rate:.1f}"})
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def requires_grad(model: nn.Module, flag: bool) -> None:
+    for p in model.parameters():
+        p.requires_grad_(flag)
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, beta: float) -> None:
+    """ema <- beta * ema + (1 - beta) * model for parameters; buffers copied."""
+    for p_ema, p in zip(ema.parameters(), model.parameters()):
+        p_ema.lerp_(p, 1.0 - beta)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)

@@ -1,0 +1,130 @@
+"""GAN trainer: exact resume, config checks, multi-process training, and the regularisers' values."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ganinv.checkpoints import CheckpointError, load_generator
+from ganinv.models.stylegan2 import Discriminator
+from ganinv.training import gan
+
+
+def tiny(tmp_path, name, **kw):
+    return gan.preset("tiny", out_dir=str(tmp_path / name), progress=False, **kw)
+
+
+def _weights(out_dir):
+    state = torch.load(os.path.join(out_dir, "training_state.pt"), weights_only=True)
+    return state["G"], state["D"], state["G_ema"], state["step"]
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight = tiny(tmp_path, "straight", total_steps=8, checkpoint_every=4)
+    gan.train(straight)
+    # stop after the step-4 checkpoint, then resume to 8 in a "new run"
+    gan.train(tiny(tmp_path, "split", total_steps=4, checkpoint_every=4))
+    gan.train(tiny(tmp_path, "split", total_steps=8, checkpoint_every=4, resume=True))
+    a, b = _weights(straight.out_dir), _weights(tmp_path / "split")
+    assert a[3] == b[3] == 8
+    for sa, sb in zip(a[:3], b[:3]):
+        assert sa.keys() == sb.keys()
+        for k in sa:
+            torch.testing.assert_close(sa[k], sb[k], rtol=0, atol=0, msg=k)
+    # and training moved the weights at all
+    init = tiny(tmp_path, "x")
+    torch.manual_seed(init.seed)
+    G0, _ = gan.build_models(init)
+    assert not torch.equal(G0.state_dict()["convs.0.conv.weight"], a[0]["convs.0.conv.weight"])
+
+
+def test_exported_generator_loads_and_samples(tmp_path):
+    cfg = tiny(tmp_path, "run", total_steps=2)
+    gan.train(cfg)
+    G = load_generator(tmp_path / "run" / "generator.pt")
+    assert G.size == 32 and not torch.isnan(G.w_avg).any()
+    assert G(torch.randn(2, G.style_dim)).shape == (2, 3, 32, 32)
+
+
+def test_resume_with_another_config_is_refused(tmp_path):
+    gan.train(tiny(tmp_path, "run", total_steps=2))
+    with pytest.raises(CheckpointError, match="different config"):
+        gan.train(tiny(tmp_path, "run", total_steps=4, resume=True, lr=0.01))
+
+
+def test_bad_presets_and_data():
+    with pytest.raises(ValueError, match="unknown GAN preset"):
+        gan.preset("ffhq1024")
+    with pytest.raises(ValueError, match="data is empty"):
+        gan.RealImages(gan.preset("ffhq256"), 0, 1)
+
+
+def test_real_batches_are_a_function_of_step_and_rank():
+    cfg = gan.preset("tiny")
+    a, b = gan.RealImages(cfg, 0, 2), gan.RealImages(cfg, 1, 2)
+    torch.testing.assert_close(a.batch(3), gan.RealImages(cfg, 0, 2).batch(3))
+    assert not torch.equal(a.batch(3), b.batch(3))
+    assert not torch.equal(a.batch(3), a.batch(4))
+
+
+def test_r1_penalty_of_a_linear_discriminator():
+    """For D(x) = <a, x> + c the R1 term is |a|^2 exactly."""
+    D = Discriminator(8, channel_max=4)
+
+    class Linear(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.randn(1, 3, 8, 8)
+
+        def forward(self, x):
+            return (x * self.a).flatten(1).sum(1, keepdim=True) + 1.0
+
+    lin = Linear()
+    torch.testing.assert_close(gan.r1_penalty(lin, torch.randn(4, 3, 8, 8)), lin.a.pow(2).sum())
+    assert gan.r1_penalty(D, torch.randn(4, 3, 8, 8)) > 0
+
+
+def test_lazy_adam_correction():
+    opt = gan.lazy_adam([torch.nn.Parameter(torch.zeros(1))], 0.0025, 16)
+    group = opt.param_groups[0]
+    assert group["lr"] == pytest.approx(0.0025 * 16 / 17)
+    assert group["betas"][1] == pytest.approx(0.99 ** (16 / 17))
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_keep_identical_weights(tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port=29517",
+        "-m",
+        "ganinv.cli",
+        "train",
+        "gan",
+        "--preset",
+        "tiny",
+        "--total-steps",
+        "4",
+        "--checkpoint-every",
+        "4",
+        "--out-dir",
+        str(out),
+        "--progress",
+        "false",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    s0 = torch.load(out / "training_state.pt", weights_only=True)
+    s1 = torch.load(out / "training_state.rank1.pt", weights_only=True)
+    # each process saw different data, so only averaged gradients keep the replicas equal
+    for k in s0["G"]:
+        torch.testing.assert_close(s0["G"][k], s1["G"][k], msg=k)
+    for k in s0["D"]:
+        torch.testing.assert_close(s0["D"][k], s1["D"][k], msg=k)
+    assert s0["step"] == 4
