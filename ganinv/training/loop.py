@@ -18,8 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoints import CheckpointError
-from ..checkpoints import _atomic_torch_save as atomic_save
+from ..checkpoints import CheckpointError, atomic_save
 
 STATE_FILE = "training_state.pt"
 

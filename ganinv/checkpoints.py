@@ -1,0 +1,530 @@
+"""Saving and loading StyleGAN2 checkpoints.
+
+Formats understood by :func:`load_generator` / :func:`load_discriminator`:
+
+1. **ganinv** (written by :func:`save_checkpoint`): a ``torch.save`` zip holding
+   ``{"format": "ganinv", "version": 1, "kind", "config", "state_dict", **extra}``; the generator file adds
+   ``"latent_avg"`` (the truncation centre ``G.w_avg``) when it is known. Loaded with ``weights_only=True``.
+2. **rosinality** ``.pt`` files ``{"g_ema", "latent_avg"?, "g", "d", "args", optimiser states, ...}``
+   (``args`` is an ``argparse.Namespace``: allow-listed for ``weights_only=True`` loading), and pSp / e4e /
+   HFGI files ``{"state_dict": {"encoder.*", "decoder.*", ...}, "opts", "latent_avg"}`` whose generator is
+   the ``decoder.*`` weights. A bare rosinality state dict also works. The config is inferred from the
+   tensor shapes (:func:`infer_generator_config`); ``latent_avg`` of shape ``[S]`` or ``[n, S]`` becomes
+   ``G.w_avg`` (row 0 of the 2-D form: pSp/e4e store ``latent_avg.repeat(n_styles, 1)``, so rows agree).
+3. **NVIDIA** stylegan2-ada-pytorch / stylegan3 (``--cfg stylegan2``) network pickles, read by an
+   allow-listed unpickler that neither imports nor executes NVIDIA code (``ganinv/_nvidia_pickle.py``).
+   ``conv_clamp`` and fp16 settings are ignored (outputs differ only where ``|activation| > 256``).
+
+Loading is strict except for ``noises.*`` and ``*.kernel`` buffers, which older rosinality files lack or
+carry extra (missing noise buffers stay random, with a warning; the kernels follow from the config). The
+rosinality discriminator's ``stddev_group`` (4) and the generator's ``lr_mlp`` (0.01) cannot be read from
+the weights and take those defaults.
+
+Pretrained artefacts live in ``PRETRAINED_DIR/<name>/generator.pt`` and ``.../discriminator.pt`` (ganinv
+format); ``load_generator("<name>")`` resolves a bare name there. ``$GANINV_PRETRAINED_DIR`` overrides the
+directory. Every failure raises :class:`CheckpointError` naming the file, the problem and what to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import pickle
+import re
+import tempfile
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .models.stylegan2 import Discriminator, Generator, channel_table
+
+FORMAT, VERSION = "ganinv", 1
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "data" / "pretrained"
+PRETRAINED_ENV = "GANINV_PRETRAINED_DIR"
+DEFAULT_BLUR = [1, 3, 3, 1]
+DEFAULT_LR_MLP = 0.01  # cannot be read from weights; rosinality, pSp, e4e and NVIDIA all use 0.01
+RESERVED_KEYS = ("format", "version", "kind", "config", "state_dict")
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_TORCH_LEGACY_MAGIC = (
+    b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # pickled 0x1950a86a20f9469cfc6c
+)
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be read, is of an unsupported kind or does not match the model."""
+
+
+def _short(items: list, n: int = 8) -> str:
+    return ", ".join(map(str, items[:n])) + (f", ... ({len(items)} in all)" if len(items) > n else "")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Locating files
+
+
+def pretrained_dir() -> Path:
+    """Directory of bundled artefacts: ``$GANINV_PRETRAINED_DIR`` if set, else ``PRETRAINED_DIR``."""
+    env = os.environ.get(PRETRAINED_ENV)
+    return Path(env).expanduser() if env else PRETRAINED_DIR
+
+
+def available_pretrained() -> list[str]:
+    """Names ``n`` with ``pretrained_dir()/n/generator.pt`` or ``.../discriminator.pt``."""
+    root = pretrained_dir()
+    if not root.is_dir():
+        return []
+    return sorted(
+        d.name for d in root.iterdir() if (d / "generator.pt").is_file() or (d / "discriminator.pt").is_file()
+    )
+
+
+def resolve_checkpoint(path_or_name: str | os.PathLike, kind: str = "generator") -> Path:
+    """A file path, a directory in the pretrained layout (``<dir>/<kind>.pt``) or a pretrained name."""
+    p = Path(path_or_name).expanduser()
+    if p.is_dir():
+        p = p / f"{kind}.pt"
+    elif not p.exists() and isinstance(path_or_name, str) and _NAME_RE.fullmatch(path_or_name):
+        root = pretrained_dir()
+        p = root / path_or_name / f"{kind}.pt"
+        if not p.is_file():
+            names = available_pretrained()
+            raise CheckpointError(
+                f"{p}: no pretrained model {path_or_name!r} in {root} "
+                f"(available: {_short(names) or 'none'}); pass a checkpoint path, or set "
+                f"${PRETRAINED_ENV} to a directory holding {path_or_name}/{kind}.pt"
+            )
+    if not p.is_file():
+        raise CheckpointError(
+            f"{p}: no such checkpoint file; pass an existing .pt/.pkl path or one of the "
+            f"pretrained names ({_short(available_pretrained()) or 'none available'})"
+        )
+    return p
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Writing
+
+
+def _check_safe(obj: Any, where: str) -> None:
+    """Raise TypeError unless ``obj`` can be read back by ``torch.load(weights_only=True)``."""
+    if obj is None or isinstance(obj, (bool, int, float, str, bytes, torch.dtype, torch.Size)):
+        return
+    if isinstance(obj, torch.Tensor):
+        if type(obj) not in (torch.Tensor, nn.Parameter):
+            raise TypeError(
+                f"{where}: tensor subclass {type(obj).__name__} cannot be saved; use a plain tensor"
+            )
+        return
+    if type(obj) in (list, tuple):
+        for i, v in enumerate(obj):
+            _check_safe(v, f"{where}[{i}]")
+        return
+    if type(obj) is dict:
+        for k, v in obj.items():
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"{where}: dict key {k!r} must be str or int")
+            _check_safe(v, f"{where}[{k!r}]")
+        return
+    raise TypeError(
+        f"{where}: {type(obj).__name__} is not loadable with weights_only=True; store tensors, "
+        "numbers, strings, None and lists/tuples/dicts of them"
+    )
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temp file in the same folder, fsync, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        with contextlib.suppress(OSError):  # make the rename itself durable (best effort)
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    kind: str,
+    config: dict,
+    state_dict: Mapping[str, torch.Tensor],
+    *,
+    half: bool = False,
+    **extra: Any,
+) -> None:
+    """Write a ganinv checkpoint atomically (temp file in the same directory, fsync, ``os.replace``).
+
+    ``kind`` is any identifier ("generator", "discriminator", "sfn", ...); ``config`` the constructor
+    arguments; ``half`` stores floating tensors of the state dict as fp16 (loaders cast back to fp32).
+    ``extra`` values must be tensors, numbers, strings, None or containers of them (TypeError otherwise).
+    """
+    if not isinstance(kind, str) or not kind.isidentifier():
+        raise ValueError(f"kind must be an identifier-like string, got {kind!r}")
+    clash = [k for k in extra if k in RESERVED_KEYS]
+    if clash:
+        raise ValueError(f"extra keys {clash} are reserved by the ganinv format")
+    if not isinstance(config, dict):
+        raise TypeError(f"config must be a dict, got {type(config).__name__}")
+    _check_safe(config, "config")
+    sd = {}
+    for k, v in state_dict.items():
+        if not isinstance(k, str) or not isinstance(v, torch.Tensor):
+            raise TypeError(f"state_dict[{k!r}]: expected str -> tensor, got {type(v).__name__}")
+        v = v.detach().cpu()
+        sd[k] = v.half() if half and v.is_floating_point() else v
+    for k, v in extra.items():
+        _check_safe(v, f"extra[{k!r}]")
+    extra = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in extra.items()}
+    ckpt = {"format": FORMAT, "version": VERSION, "kind": kind, "config": config, "state_dict": sd, **extra}
+    atomic_save(ckpt, path)
+
+
+def save_generator(path: str | os.PathLike, G: Generator, *, half: bool = False, **extra: Any) -> None:
+    """Save ``G`` (config, state dict and, if known, ``w_avg`` as ``latent_avg``) in the ganinv format."""
+    if not torch.isnan(G.w_avg).any():
+        extra.setdefault("latent_avg", G.w_avg.detach().float())
+    save_checkpoint(path, "generator", G.config, G.state_dict(), half=half, **extra)
+
+
+def save_discriminator(
+    path: str | os.PathLike, D: Discriminator, *, half: bool = False, **extra: Any
+) -> None:
+    """Save ``D`` (config and state dict) in the ganinv format."""
+    save_checkpoint(path, "discriminator", D.config, D.state_dict(), half=half, **extra)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading
+
+
+def _sniff(path: Path) -> str:
+    """'torch' for torch.save files (zip or legacy), 'pickle' for plain pickles (NVIDIA .pkl)."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head.startswith(_ZIP_MAGIC) or head.startswith(_TORCH_LEGACY_MAGIC):
+        return "torch"
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return "pickle"
+    raise CheckpointError(
+        f"{path}: not a readable checkpoint (truncated or corrupt?): neither a torch.save "
+        f"file nor a pickle (starts with {head[:8]!r}); re-download or re-export it"
+    )
+
+
+def _torch_load(path: Path) -> Any:
+    """``torch.load(weights_only=True)`` with ``argparse.Namespace`` allowed (rosinality's ``args``)."""
+    safe = getattr(torch.serialization, "safe_globals", None)
+    ctx = safe([argparse.Namespace]) if safe else contextlib.nullcontext()
+    try:
+        with ctx:
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights only load failed" in str(e).lower():
+            m = re.search(r"global:? GLOBAL ([\w.]+)", str(e))
+            what = f"the global {m.group(1)}" if m else "Python objects"
+            raise CheckpointError(
+                f"{path}: refers to {what}, which safe (weights_only=True) loading refuses; re-save only the "
+                "tensors (e.g. torch.save({'g_ema': ckpt['g_ema']}, ...)) in a trusted environment"
+            ) from None
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {e}") from None
+    except Exception as e:  # truncated zip, bad records, ...
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (truncated or corrupt?): "
+            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        ) from None
+
+
+def _validate(ckpt: dict, path: Path, kind: str | None) -> dict:
+    version = ckpt.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{path}: ganinv checkpoint without a valid format version ({version!r})")
+    if version > VERSION:
+        raise CheckpointError(
+            f"{path}: written by a newer ganinv (format version {version} > {VERSION}); "
+            "upgrade ganinv to read it"
+        )
+    found = ckpt.get("kind")
+    if kind is not None and found != kind:
+        hint = f"; use load_{found}()" if found in ("generator", "discriminator") else ""
+        raise CheckpointError(f"{path}: holds a {found!r} checkpoint, expected {kind!r}{hint}")
+    if not isinstance(ckpt.get("config"), dict):
+        raise CheckpointError(f"{path}: ganinv checkpoint without a 'config' dict; re-save it")
+    sd = ckpt.get("state_dict")
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointError(f"{path}: ganinv checkpoint without a tensor 'state_dict'; re-save it")
+    return ckpt
+
+
+def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict:
+    """Read and validate a ganinv-format file (format, version, ``kind`` if given); tensors on the CPU."""
+    path = resolve_checkpoint(path, kind or "generator")
+    if _sniff(path) != "torch":
+        raise CheckpointError(
+            f"{path}: a plain pickle, not a ganinv checkpoint; for NVIDIA .pkl files use "
+            "load_generator / load_discriminator / load_nvidia_pickle"
+        )
+    ckpt = _torch_load(path)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        keys = _short(sorted(map(str, ckpt))) if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(
+            f"{path}: not a ganinv-format checkpoint (found {keys}); "
+            "load_generator / load_discriminator also read rosinality, pSp and NVIDIA files"
+        )
+    return _validate(ckpt, path, kind)
+
+
+def load_nvidia_pickle(path: str | os.PathLike) -> dict[str, dict]:
+    """Convert an NVIDIA StyleGAN2 network pickle without NVIDIA code.
+
+    Returns, for each of "G_ema", "G", "D" present, ``{"config", "state_dict" (our names), "w_avg"}``.
+    """
+    from . import _nvidia_pickle
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if _sniff(path) != "pickle":
+        raise CheckpointError(f"{path}: a torch.save file, not an NVIDIA pickle; use load_generator")
+    return _nvidia_pickle.load(path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Config inference for rosinality-layout state dicts
+
+
+def blur_from_kernel(kernel: torch.Tensor) -> list[float]:
+    """The 1-D blur kernel behind a 2-D (separable, any gain) FIR buffer; [1, 3, 3, 1] when it is that."""
+    k2 = kernel.detach().double()
+    k2 = k2 / k2.sum()
+    k1 = k2.sum(1)
+    if not torch.allclose(torch.outer(k1, k1), k2, atol=1e-6):
+        raise CheckpointError(f"non-separable FIR kernel {k2.tolist()} is not supported")
+    ref = torch.tensor(DEFAULT_BLUR, dtype=torch.float64)
+    if k1.shape == ref.shape and torch.allclose(k1, ref / ref.sum(), atol=1e-6):
+        return list(DEFAULT_BLUR)
+    return [float(x) for x in k1]
+
+
+def fit_channel_table(size: int, table: dict[int, int]) -> tuple[float, int]:
+    """(channel_multiplier, channel_max) with ``channel_table(size, cm, cmax) == table``."""
+    cmax = max(table.values())
+    cands: list[float] = [2, 1]
+    cands += sorted({c * r / 16384 for r, c in table.items() if c < cmax})
+    cands += [cmax * size / 16384, 4, 0.5]
+    for cm in cands:
+        cm = int(cm) if float(cm).is_integer() else cm
+        if cm > 0 and channel_table(size, cm, cmax) == table:
+            return cm, cmax
+    raise CheckpointError(
+        f"unsupported channel table {dict(sorted(table.items()))}: no (channel_multiplier, "
+        "channel_max) gives min(channel_max, 16384 * channel_multiplier // res)"
+    )
+
+
+def _indices(sd: Mapping[str, Any], pattern: str) -> list[int]:
+    rx = re.compile(pattern)
+    return sorted({int(m.group(1)) for k in sd if (m := rx.fullmatch(k))})
+
+
+def _need(sd: Mapping[str, Any], key: str, what: str) -> torch.Tensor:
+    if key not in sd:
+        raise CheckpointError(f"not a StyleGAN2 {what} state dict: no {key!r} (keys: {_short(sorted(sd))})")
+    return sd[key]
+
+
+def infer_generator_config(state_dict: Mapping[str, torch.Tensor]) -> dict:
+    """Generator config from a rosinality-layout state dict (``lr_mlp`` can't be inferred: 0.01)."""
+    inp = _need(state_dict, "input.input", "generator")
+    style_dim = _need(state_dict, "style.1.weight", "generator").shape[1]
+    n_mlp = len(_indices(state_dict, r"style\.(\d+)\.weight"))
+    log_size = len(_indices(state_dict, r"to_rgbs\.(\d+)\.conv\.weight")) + 2
+    size = 2**log_size
+    table = {4: inp.shape[1]}
+    for k in range(log_size - 2):
+        table[2 ** (k + 3)] = _need(state_dict, f"convs.{2 * k}.conv.weight", "generator").shape[1]
+    cm, cmax = fit_channel_table(size, table)
+    kernel = state_dict.get("convs.0.conv.blur.kernel", state_dict.get("to_rgbs.0.upsample.kernel"))
+    blur = DEFAULT_BLUR if kernel is None else blur_from_kernel(kernel)
+    return dict(
+        size=size,
+        style_dim=int(style_dim),
+        n_mlp=n_mlp,
+        channel_multiplier=cm,
+        channel_max=cmax,
+        blur_kernel=list(blur),
+        lr_mlp=DEFAULT_LR_MLP,
+    )
+
+
+def infer_discriminator_config(state_dict: Mapping[str, torch.Tensor], stddev_group: int = 4) -> dict:
+    """Discriminator config from a rosinality-layout state dict (``stddev_group`` can't be inferred)."""
+    table = {}
+    n_blocks = len(_indices(state_dict, r"convs\.(\d+)\.conv1\.0\.weight"))
+    size = 4 * 2**n_blocks
+    table[size] = _need(state_dict, "convs.0.0.weight", "discriminator").shape[0]
+    for j in range(1, n_blocks + 1):
+        table[size >> j] = _need(state_dict, f"convs.{j}.conv2.1.weight", "discriminator").shape[0]
+    _need(state_dict, "final_linear.1.weight", "discriminator")
+    cm, cmax = fit_channel_table(size, table)
+    kernel = state_dict.get("convs.1.conv2.0.kernel")
+    blur = DEFAULT_BLUR if kernel is None else blur_from_kernel(kernel)
+    return dict(
+        size=size, channel_multiplier=cm, channel_max=cmax, blur_kernel=list(blur), stddev_group=stddev_group
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Building models
+
+
+def _soft_key(k: str) -> bool:
+    """Buffers rosinality files may lack or carry extra (reference §1.5): noise and FIR kernels."""
+    return k.startswith("noises.") or k.endswith(".kernel")
+
+
+def load_state_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str | Path) -> None:
+    """Strict load tolerating missing/extra ``noises.*`` and ``*.kernel`` buffers; CheckpointError else."""
+    own = model.state_dict()
+    sd = {}
+    for k, v in state_dict.items():
+        if not isinstance(v, torch.Tensor):
+            raise CheckpointError(f"{source}: state dict entry {k!r} is a {type(v).__name__}, not a tensor")
+        sd[k] = v.float() if v.is_floating_point() else v
+    missing = [k for k in own if k not in sd]
+    extra = [k for k in sd if k not in own]
+    shapes = [
+        f"{k} {list(sd[k].shape)} vs {list(own[k].shape)}"
+        for k in own
+        if k in sd and sd[k].shape != own[k].shape
+    ]
+    problems = []
+    if hard := [k for k in missing if not _soft_key(k)]:
+        problems.append(f"missing keys: {_short(hard)}")
+    if hard := [k for k in extra if not _soft_key(k)]:
+        problems.append(f"unexpected keys: {_short(hard)}")
+    if shapes:
+        problems.append(f"shape mismatches (file vs model): {_short(shapes)}")
+    if problems:
+        raise CheckpointError(
+            f"{source}: state dict does not fit {type(model).__name__}({model.config}): "
+            + "; ".join(problems)
+            + ". Check the config (size, channel_multiplier, channel_max, n_mlp) or the file."
+        )
+    if noise := [k for k in missing if k.startswith("noises.")]:
+        warnings.warn(
+            f"{source}: {len(noise)} noise buffers missing (older rosinality file?); keeping random "
+            "ones, so noise_mode='const' images differ from the original's",
+            stacklevel=3,
+        )
+    sd = {k: v for k, v in sd.items() if k in own}
+    sd.update({k: own[k] for k in missing})
+    model.load_state_dict(sd, strict=True)
+
+
+def _build(cls: type, config: dict, state_dict: Mapping[str, torch.Tensor], path: Path) -> Any:
+    try:
+        model = cls(**config)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: invalid {cls.__name__} config {config}: {e}") from None
+    load_state_into(model, state_dict, path)
+    return model
+
+
+def _w_avg(t: Any, style_dim: int, path: Path) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor) or t.ndim == 0 or t.shape[-1] != style_dim:
+        shape = list(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+        raise CheckpointError(f"{path}: latent_avg {shape} is not [{style_dim}] or [n, {style_dim}]")
+    return t.detach().float().reshape(-1, style_dim)[0]
+
+
+def _infer(fn: Any, sd: Mapping[str, torch.Tensor], path: Path) -> dict:
+    try:
+        return fn(sd)
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    except (AttributeError, TypeError, IndexError, ValueError) as e:  # non-tensor entries, odd shapes
+        raise CheckpointError(f"{path}: not a StyleGAN2 state dict ({type(e).__name__}: {e})") from None
+
+
+def _read_torch(path: Path, kind: str) -> tuple[dict, Mapping[str, torch.Tensor], Any]:
+    """(config, state dict, latent_avg) of a ganinv / rosinality / pSp-style torch file."""
+    ckpt = _torch_load(path)
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: unknown checkpoint layout (a {type(ckpt).__name__}, not a dict)")
+    if ckpt.get("format") == FORMAT:
+        ckpt = _validate(ckpt, path, kind)
+        return ckpt["config"], ckpt["state_dict"], ckpt.get("latent_avg")
+    gen = kind == "generator"
+    infer = infer_generator_config if gen else infer_discriminator_config
+    key = "g_ema" if gen else "d"
+    sd = None
+    latent = ckpt.get("latent_avg") if gen else None
+    if isinstance(ckpt.get(key), dict):
+        sd = ckpt[key]
+    elif (
+        gen
+        and isinstance(ckpt.get("state_dict"), dict)
+        and any(k.startswith("decoder.") for k in ckpt["state_dict"])
+    ):
+        sd = {k[len("decoder.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("decoder.")}
+    elif ("input.input" if gen else "final_linear.1.weight") in ckpt:
+        sd, latent = ckpt, None
+    if sd is None:
+        keys = _short(sorted(map(str, ckpt)))
+        raise CheckpointError(
+            f"{path}: no {kind} weights found (top-level keys: {keys}); expected a ganinv {kind} file, a "
+            f"rosinality file with {key!r}{', a pSp/e4e file with decoder.* weights' if gen else ''}, a bare "
+            "state dict or an NVIDIA .pkl"
+        )
+    return _infer(infer, sd, path), sd, latent
+
+
+def load_generator(path_or_name: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
+    """Generator in eval mode from a ganinv / rosinality / pSp-style / NVIDIA file or a pretrained name.
+
+    ``G.w_avg`` is set from the file's ``latent_avg`` / ``mapping.w_avg`` when present (NaN otherwise).
+    """
+    path = resolve_checkpoint(path_or_name, "generator")
+    if _sniff(path) == "pickle":
+        from . import _nvidia_pickle
+
+        (net,) = _nvidia_pickle.load(path, which=("G_ema", "G"), first=True).values()
+        config, sd, latent = net["config"], net["state_dict"], net["w_avg"]
+    else:
+        config, sd, latent = _read_torch(path, "generator")
+    G = _build(Generator, config, sd, path)
+    if latent is not None:
+        G.w_avg.copy_(_w_avg(latent, G.style_dim, path))
+    return G.to(device).eval()
+
+
+def load_discriminator(path_or_name: str | os.PathLike, device: str | torch.device = "cpu") -> Discriminator:
+    """Discriminator in eval mode from a ganinv / rosinality (``"d"``) / NVIDIA (``"D"``) file or a name."""
+    path = resolve_checkpoint(path_or_name, "discriminator")
+    if _sniff(path) == "pickle":
+        from . import _nvidia_pickle
+
+        net = _nvidia_pickle.load(path, which=("D",))["D"]
+        config, sd = net["config"], net["state_dict"]
+    else:
+        config, sd, _ = _read_torch(path, "discriminator")
+    return _build(Discriminator, config, sd, path).to(device).eval()
