@@ -26,7 +26,7 @@ def fused_bias_act(
             x = x + bias.reshape([1, -1] + [1] * (x.ndim - 2))
         return F.leaky_relu(x, alpha) * scale
     if grad_mode == 1:
-        return x * torch.where(ref > 0, 1.0, alpha).to(x.dtype) * scale
+        return torch.where(ref > 0, x, x * alpha) * scale
     raise ValueError(f"grad_mode must be 0 or 1, got {grad_mode}")
 
 
