@@ -49,9 +49,9 @@ def upfirdn2d(
     """
     n, c, h, w = x.shape
     kh, kw = kernel.shape
-    x = x.reshape(n * c, 1, h, 1, w, 1)
+    x = x.reshape(n, c, h, 1, w, 1)
     x = F.pad(x, [0, up_x - 1, 0, 0, 0, up_y - 1])  # zero insertion: every sample followed by up-1 zeros
-    x = x.reshape(n * c, 1, h * up_y, w * up_x)
+    x = x.reshape(n, c, h * up_y, w * up_x)
     x = F.pad(x, [max(pad_x0, 0), max(pad_x1, 0), max(pad_y0, 0), max(pad_y1, 0)])
     x = x[
         :,
@@ -59,7 +59,7 @@ def upfirdn2d(
         max(-pad_y0, 0) : x.shape[2] - max(-pad_y1, 0),
         max(-pad_x0, 0) : x.shape[3] - max(-pad_x1, 0),
     ]
-    weight = torch.flip(kernel, [0, 1]).reshape(1, 1, kh, kw).to(x.dtype)
-    x = F.conv2d(x, weight)
-    x = x[:, :, ::down_y, ::down_x]
-    return x.reshape(n, c, x.shape[2], x.shape[3])
+    # depthwise convolution (groups = channels) with the flipped kernel: a true convolution per channel
+    weight = torch.flip(kernel, [0, 1]).to(x.dtype).reshape(1, 1, kh, kw).repeat(c, 1, 1, 1)
+    x = F.conv2d(x, weight, groups=c)
+    return x[:, :, ::down_y, ::down_x]
