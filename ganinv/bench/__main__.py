@@ -5,17 +5,22 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHMARKS = {"generator": "ganinv.bench.generator", "synthfaces": "ganinv.bench.synthfaces"}
+BENCHMARKS = {
+    "generator": ("ganinv.bench.generator", "images/s of the StyleGAN2 generator, forward and backward"),
+    "synthfaces": ("ganinv.bench.synthfaces", "images/s of the SynthFaces renderer on one core"),
+}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ganinv.bench", description=__doc__)
-    sub = parser.add_subparsers(dest="name", required=True)
-    for name, module in BENCHMARKS.items():
-        mod = importlib.import_module(module)
-        mod.add_arguments(sub.add_parser(name, help=(mod.__doc__ or "").strip().splitlines()[0]))
-    args = parser.parse_args(argv)
-    importlib.import_module(BENCHMARKS[args.name]).main(args)
+    parser.add_argument("name", choices=sorted(BENCHMARKS))
+    known, rest = parser.parse_known_args(argv)
+    module = importlib.import_module(BENCHMARKS[known.name][0])  # only the chosen benchmark is imported
+    sub = argparse.ArgumentParser(
+        prog=f"python -m ganinv.bench {known.name}", description=BENCHMARKS[known.name][1]
+    )
+    module.add_arguments(sub)
+    module.main(sub.parse_args(rest))
 
 
 if __name__ == "__main__":
