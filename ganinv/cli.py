@@ -102,6 +102,47 @@ def cmd_train_gan(args: argparse.Namespace) -> None:
         )
 
 
+def cmd_train_sfn(args: argparse.Namespace) -> None:
+    from .training import sfn
+
+    cfg = sfn.preset(args.preset, **config_overrides(args, sfn.SFNTrainConfig))
+    result = sfn.train(cfg)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"trained to step {result['step']}; SFN in {cfg.out_dir}/sfn.pt")
+
+
+def cmd_eval_sfn(args: argparse.Namespace) -> None:
+    import json
+
+    from .models.sfn import load_sfn
+    from .training.sfn import evaluate
+
+    model = load_sfn(args.checkpoint, device=_device(args.device))
+    result = evaluate(model, n=args.n, seed=args.seed, json_path=args.json)
+    print(json.dumps(result, indent=2))
+
+
+def cmd_eval_gan(args: argparse.Namespace) -> None:
+    import json
+
+    from .checkpoints import load_generator
+    from .data.images import save_image
+    from .models.sfn import load_sfn
+    from .training.gan_eval import evaluate_gan, generate
+
+    device = _device(args.device)
+    G = load_generator(args.checkpoint, device=device)
+    result = evaluate_gan(G, load_sfn(args.sfn, device=device), n=args.n, seed=args.seed)
+    result["checkpoint"] = str(args.checkpoint)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text + "\n")
+    if args.grid:
+        save_image(generate(G, 32, args.seed), args.grid, nrow=8)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="ganinv", description="StyleGAN2 inversion, editing and inpainting."
@@ -139,6 +180,33 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--preset", default="synthfaces64", choices=sorted(PRESETS))
     add_config_arguments(t, GANConfig)
     t.set_defaults(fn=cmd_train_gan)
+
+    from .training.sfn import EVAL_SEED, SFNTrainConfig
+    from .training.sfn import PRESETS as SFN_PRESETS
+
+    t = train_sub.add_parser("sfn", help="train SFN, the SynthFaces feature network")
+    t.add_argument("--preset", default="sfn64", choices=sorted(SFN_PRESETS))
+    add_config_arguments(t, SFNTrainConfig)
+    t.set_defaults(fn=cmd_train_sfn)
+
+    p = sub.add_parser("eval", help="evaluate a model on held-out data (see `ganinv eval sfn --help`)")
+    eval_sub = p.add_subparsers(dest="model", required=True)
+    e = eval_sub.add_parser("sfn", help="held-out attribute accuracy / R^2 and identity retrieval of SFN")
+    e.add_argument("--checkpoint", default="sfn", help="bundled name or path of an sfn.pt")
+    e.add_argument("--json", default=None, help="also write the results to this JSON file")
+    e.add_argument("-n", type=int, default=2000, help="held-out faces")
+    e.add_argument("--seed", type=int, default=EVAL_SEED, help="held-out SynthFaces seed")
+    e.add_argument("--device", default="auto")
+    e.set_defaults(fn=cmd_eval_sfn)
+    e = eval_sub.add_parser("gan", help="FID-SFN vs SynthFaces, blurred-data scale, attribute frequencies")
+    e.add_argument("--checkpoint", default="synthfaces64", help="bundled name or path of a generator")
+    e.add_argument("--sfn", default="sfn", help="bundled name or path of the SFN used for the metrics")
+    e.add_argument("-n", type=int, default=5000, help="images per set")
+    e.add_argument("--seed", type=int, default=0, help="seed of the generated z")
+    e.add_argument("--json", default=None, help="also write the results to this JSON file")
+    e.add_argument("--grid", default=None, help="also write a grid of 32 samples to this PNG")
+    e.add_argument("--device", default="auto")
+    e.set_defaults(fn=cmd_eval_gan)
 
     p = sub.add_parser("reproduce", help="execute every notebook and regenerate figures/ (make reproduce)")
     p.add_argument("rest", nargs=argparse.REMAINDER)

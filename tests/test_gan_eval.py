@@ -1,0 +1,37 @@
+"""GAN evaluation: the blur has the right profile, and evaluate_gan's verdict follows its own numbers."""
+
+import math
+
+import torch
+
+from ganinv.data.synthfaces import BINARY_ATTRIBUTES
+from ganinv.models.sfn import SFN, SFNConfig
+from ganinv.models.stylegan2 import Generator
+from ganinv.training.gan_eval import evaluate_gan, gaussian_blur
+
+
+def test_gaussian_blur_profile_and_mass():
+    x = torch.zeros(1, 3, 15, 15)
+    x[:, :, 7, 7] = 1.0
+    y = gaussian_blur(x, 1.0)
+    torch.testing.assert_close(y.sum(), torch.tensor(3.0))
+    # the 1-D profile along a row through the centre is exp(-d^2 / 2) up to normalisation
+    row = y[0, 0, 7, 7:11] / y[0, 0, 7, 7]
+    want = torch.tensor([math.exp(-(d**2) / 2) for d in range(4)])
+    torch.testing.assert_close(row, want, rtol=1e-4, atol=1e-6)
+    const = torch.full((2, 3, 8, 8), 0.3)
+    torch.testing.assert_close(gaussian_blur(const, 1.0), const)
+
+
+def test_evaluate_gan_report_is_consistent():
+    torch.manual_seed(0)
+    G = Generator(32, style_dim=16, n_mlp=2, channel_max=16).eval()
+    sfn = SFN(SFNConfig(size=32, widths=(4, 8), embed_dim=8)).eval()
+    r = evaluate_gan(G, sfn, n=48)
+    assert set(r["attribute_frequency"]) == set(BINARY_ATTRIBUTES)
+    assert all(r[k] >= 0 for k in ("fid_sfn", "fid_sfn_blurred_data", "fid_sfn_data_vs_data"))
+    worst = max(abs(v["difference_points"]) for v in r["attribute_frequency"].values())
+    assert r["max_attribute_difference_points"] == worst
+    assert r["passes"] == (r["fid_sfn"] < r["fid_sfn_blurred_data"] and worst <= 5.0)
+    # an untrained generator is far from the data: its FID exceeds that of held-out real faces
+    assert r["fid_sfn"] > r["fid_sfn_data_vs_data"]
