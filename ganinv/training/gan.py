@@ -18,6 +18,7 @@ from .loop import (
     Processes,
     Progress,
     ema_update,
+    from_preset,
     load_training_state,
     requires_grad,
     save_training_state,
@@ -96,9 +97,7 @@ PRESETS: dict[str, dict] = {
 
 
 def preset(name: str, **overrides) -> GANConfig:
-    if name not in PRESETS:
-        raise ValueError(f"unknown GAN preset {name!r}; choose one of {sorted(PRESETS)}")
-    return GANConfig(**{**PRESETS[name], **overrides})
+    return from_preset(GANConfig, PRESETS, name, "GAN", **overrides)
 
 
 class RealImages:

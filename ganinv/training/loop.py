@@ -50,6 +50,13 @@ def config_from_dict(cls: type, values: dict):
     return cls(**values)
 
 
+def from_preset(cls: type, presets: dict[str, dict], name: str, what: str, **overrides):
+    """Config ``cls`` from the preset ``name`` with ``overrides``; a clear error for an unknown name."""
+    if name not in presets:
+        raise ValueError(f"unknown {what} preset {name!r}; choose one of {sorted(presets)}")
+    return config_from_dict(cls, {**presets[name], **overrides})
+
+
 class Processes:
     """Single process, or one of ``torchrun --nproc_per_node=N`` processes (gloo on CPU, nccl on GPU).
 

@@ -42,6 +42,7 @@ from .loop import (
     LoopConfig,
     Processes,
     Progress,
+    from_preset,
     load_training_state,
     save_training_state,
     seed_everything,
@@ -113,9 +114,7 @@ PRESETS: dict[str, dict] = {
 
 
 def preset(name: str, **overrides) -> SFNTrainConfig:
-    if name not in PRESETS:
-        raise ValueError(f"unknown SFN preset {name!r}; choose one of {sorted(PRESETS)}")
-    return SFNTrainConfig(**{**PRESETS[name], **overrides})
+    return from_preset(SFNTrainConfig, PRESETS, name, "SFN", **overrides)
 
 
 def model_config(cfg: SFNTrainConfig) -> SFNConfig:
