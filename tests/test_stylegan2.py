@@ -193,20 +193,35 @@ def test_truncation_and_style_mixing():
 
 
 @pytest.mark.parametrize("upsample", [False, True])
-def test_modulated_conv_equals_activation_scaling_form(upsample):
-    """Grouped-conv modulation equals the 'scale activations, shared conv, scale outputs' form."""
+def test_modulated_conv_fused_and_unfused_forms_agree(upsample):
+    """Eqs. 1-3 as a per-sample grouped conv (fused) and the faster shared-weight form (unfused, the default)
+    give the same outputs and the same gradients, and both match an independent computation."""
     conv = ModulatedConv2d(6, 5, 3, style_dim=8, upsample=upsample)
-    x, w = torch.randn(3, 6, 8, 8), torch.randn(3, 8)
-    s = conv.modulation(w)  # [N, I]
-    weight = conv.weight[0] * conv.scale  # [O, I, k, k]
-    d = torch.rsqrt((weight[None] * s[:, None, :, None, None]).pow(2).sum([2, 3, 4]) + 1e-8)  # [N, O]
-    xs = x * s[:, :, None, None]
-    if upsample:
-        y = F.conv_transpose2d(xs, weight.transpose(0, 1), stride=2)
-        y = conv.blur(y)
-    else:
-        y = F.conv2d(xs, weight, padding=1)
-    torch.testing.assert_close(conv(x, w), y * d[:, :, None, None], rtol=1e-4, atol=1e-5)
+    x, w = torch.randn(3, 6, 8, 8, requires_grad=True), torch.randn(3, 8)
+    with torch.no_grad():
+        s = conv.modulation(w)  # [N, I]
+        weight = conv.weight[0] * conv.scale  # [O, I, k, k]
+        w_mod = weight[None] * s[:, None, :, None, None]  # [N, O, I, k, k]
+        w_mod = w_mod * torch.rsqrt(w_mod.pow(2).sum([2, 3, 4], keepdim=True) + 1e-8)
+        if upsample:
+            y = torch.cat(
+                [F.conv_transpose2d(x[i : i + 1], w_mod[i].transpose(0, 1), stride=2) for i in range(3)]
+            )
+            y = conv.blur(y)
+        else:
+            y = torch.cat([F.conv2d(x[i : i + 1], w_mod[i], padding=1) for i in range(3)])
+    outs, grads = [], []
+    for fused in (True, False):
+        conv.fused = fused
+        out = conv(x, w)
+        out.pow(2).sum().backward()
+        outs.append(out.detach())
+        grads.append([x.grad.clone(), conv.weight.grad.clone(), conv.modulation.weight.grad.clone()])
+        x.grad, conv.weight.grad, conv.modulation.weight.grad = None, None, None
+    for out in outs:
+        torch.testing.assert_close(out, y, rtol=1e-4, atol=1e-5)
+    for g_fused, g_unfused in zip(*grads):
+        torch.testing.assert_close(g_fused, g_unfused, rtol=1e-4, atol=1e-5)
 
 
 def test_discriminator_shape_and_mbstd():
