@@ -35,12 +35,12 @@ class GANConfig(LoopConfig):
     data: str = "synthfaces"  # "synthfaces" or a folder / .zip of images
     data_seed: int = 0  # SynthFaces seed (held-out evaluation uses other seeds)
     size: int = 64  # image resolution
-    style_dim: int = 256  # dimension of z and w
+    style_dim: int = 128  # dimension of z and w
     n_mlp: int = 4  # mapping network depth
-    channel_multiplier: float = 0.25  # channels = min(channel_max, 16384 * channel_multiplier / res)
+    channel_multiplier: float = 0.125  # channels = min(channel_max, 16384 * channel_multiplier / res)
     channel_max: int = 128
-    batch_size: int = 32
-    total_steps: int = 20000
+    batch_size: int = 16
+    total_steps: int = 100000
     lr: float = 0.0025
     r1_gamma: float = 0.05  # R1 weight gamma (StyleGAN2-ADA 'auto': 0.0002 * res^2 / batch)
     r1_every: int = 16  # lazy R1 interval
