@@ -111,6 +111,33 @@ def cmd_train_sfn(args: argparse.Namespace) -> None:
         print(f"trained to step {result['step']}; SFN in {cfg.out_dir}/sfn.pt")
 
 
+def cmd_train_contrastive(args: argparse.Namespace) -> None:
+    from .training import contrastive
+
+    cfg = contrastive.preset(args.preset, **config_overrides(args, contrastive.ContrastiveConfig))
+    result = contrastive.train(cfg)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"trained to step {result['step']}; encoders in {cfg.out_dir}/contrastive.pt")
+
+
+def cmd_eval_contrastive(args: argparse.Namespace) -> None:
+    import json
+
+    from .checkpoints import load_checkpoint
+    from .models.contrastive import load_contrastive
+    from .training.contrastive import build_generator, evaluate_retrieval, write_json
+
+    device = _device(args.device)
+    model = load_contrastive(args.checkpoint, device=device)
+    generator = args.generator or load_checkpoint(args.checkpoint, "contrastive").get("generator", "")
+    G = build_generator(generator).to(device)
+    result = evaluate_retrieval(model, G, n=args.n, seed=args.seed, truncation=args.truncation)
+    result["generator"] = str(generator)
+    if args.json:
+        write_json(result, args.json)
+    print(json.dumps(result, indent=2))
+
+
 def cmd_eval_sfn(args: argparse.Namespace) -> None:
     import json
 
@@ -189,6 +216,14 @@ def main(argv: list[str] | None = None) -> None:
     add_config_arguments(t, SFNTrainConfig)
     t.set_defaults(fn=cmd_train_sfn)
 
+    from .training.contrastive import PRESETS as CONTRASTIVE_PRESETS
+    from .training.contrastive import ContrastiveConfig
+
+    t = train_sub.add_parser("contrastive", help="train CLCAE stage 1 (image / w contrastive alignment)")
+    t.add_argument("--preset", default="synthfaces64", choices=sorted(CONTRASTIVE_PRESETS))
+    add_config_arguments(t, ContrastiveConfig)
+    t.set_defaults(fn=cmd_train_contrastive)
+
     p = sub.add_parser("eval", help="evaluate a model on held-out data (see `ganinv eval sfn --help`)")
     eval_sub = p.add_subparsers(dest="model", required=True)
     e = eval_sub.add_parser("sfn", help="held-out attribute accuracy / R^2 and identity retrieval of SFN")
@@ -198,6 +233,19 @@ def main(argv: list[str] | None = None) -> None:
     e.add_argument("--seed", type=int, default=EVAL_SEED, help="held-out SynthFaces seed")
     e.add_argument("--device", default="auto")
     e.set_defaults(fn=cmd_eval_sfn)
+    from .training.contrastive import EVAL_SEED as CONTRASTIVE_EVAL_SEED
+
+    e = eval_sub.add_parser("contrastive", help="held-out image <-> w retrieval of CLCAE stage 1")
+    e.add_argument("--checkpoint", default="synthfaces64", help="bundled name or path of a contrastive.pt")
+    e.add_argument(
+        "--generator", default=None, help="generator of the pairs (default: the one it was trained on)"
+    )
+    e.add_argument("-n", type=int, default=1000, help="held-out pairs")
+    e.add_argument("--seed", type=int, default=CONTRASTIVE_EVAL_SEED, help="held-out seed")
+    e.add_argument("--truncation", type=float, default=1.0)
+    e.add_argument("--json", default=None, help="also write the results to this JSON file")
+    e.add_argument("--device", default="auto")
+    e.set_defaults(fn=cmd_eval_contrastive)
     e = eval_sub.add_parser("gan", help="FID-SFN vs SynthFaces, blurred-data scale, attribute frequencies")
     e.add_argument("--checkpoint", default="synthfaces64", help="bundled name or path of a generator")
     e.add_argument("--sfn", default="sfn", help="bundled name or path of the SFN used for the metrics")

@@ -167,7 +167,7 @@ def path_lengths(G: Generator, w_plus: torch.Tensor) -> torch.Tensor:
 
 
 def train(cfg: GANConfig) -> dict:
-    """Train (or resume) and return the final losses; writes training_state.pt, generator.pt,
+    """Train (or resume); return the final losses and their history. Writes training_state.pt, generator.pt,
     discriminator.pt (G_ema and D in the ganinv format) and sample grids into ``cfg.out_dir``."""
     procs = Processes(cfg.device)
     dev = procs.device
@@ -199,6 +199,7 @@ def train(cfg: GANConfig) -> dict:
     sample_z = torch.randn(16, cfg.style_dim, generator=torch.Generator().manual_seed(cfg.seed)).to(dev)
     bar = Progress(cfg.total_steps, step, world_batch, cfg.progress and procs.is_main, "train gan")
     losses: dict[str, float] = {}
+    history: list[dict[str, float]] = []  # losses every log_every steps (for plots)
 
     def checkpoint() -> None:
         save_training_state(
@@ -275,6 +276,8 @@ def train(cfg: GANConfig) -> dict:
         ema_update(G_ema, G, 0.5 ** (world_batch / max(ema_nimg, 1e-8)))
 
         step += 1
+        if step % cfg.log_every == 0:
+            history.append({"step": step, **losses})
         bar.update(losses if step % cfg.log_every == 0 else None)
         if step % cfg.checkpoint_every == 0 or step == cfg.total_steps:
             checkpoint()
@@ -286,4 +289,4 @@ def train(cfg: GANConfig) -> dict:
     bar.close()
     procs.barrier()
     procs.close()
-    return {"step": step, **losses}
+    return {"step": step, **losses, "history": history}

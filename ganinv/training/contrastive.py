@@ -1,0 +1,377 @@
+"""Training and held-out retrieval evaluation of CLCAE stage 1 (``ganinv/models/contrastive.py``).
+
+Pairs ``(G(w), w)`` are made on the fly by a frozen generator: ``z ~ N(0, I)``, ``w = mapping(z)`` (optionally
+truncated), ``I = G(w)`` with per-layer noise (``noise_mode``), average-pooled to the encoder's image size.
+The z and noise of process ``rank`` at ``step`` come from a ``torch.Generator`` seeded by
+``(TRAIN_STREAM, data_seed, step * world_size + rank)``, so the data are a pure function of the step and a
+resumed run sees exactly the batches an uninterrupted one would. Held-out pairs use another stream
+(``EVAL_STREAM``), so they never coincide with training pairs whatever the seeds. The release trained on a
+fixed set of 100K pairs; fresh pairs every step are the same distribution without a finite pool.
+
+Adam (the paper; the release uses two Ranger optimisers, one per encoder, which is the same as one Adam
+here since Adam has no cross-parameter state) with a linear warm-up and cosine decay instead of the
+release's ReduceLROnPlateau. After each step the temperature is clamped (see the model's docstring).
+Under ``torchrun`` the embeddings of all processes are gathered so that negatives are the global batch; as
+in the release, remote embeddings carry no gradient.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoints import CheckpointError, load_generator, save_generator
+from ..models.contrastive import (
+    ContrastiveAligner,
+    ContrastiveModelConfig,
+    info_nce,
+    pool_to,
+    save_contrastive,
+    top_k_accuracy,
+)
+from ..models.encoders import EncoderConfig
+from ..models.stylegan2 import Generator
+from .loop import (
+    LoopConfig,
+    Processes,
+    Progress,
+    from_preset,
+    load_training_state,
+    save_training_state,
+    seed_everything,
+    set_rng_state,
+)
+
+TRAIN_STREAM, EVAL_STREAM = 1, 2  # first word of the pair seeds: training and held-out pairs never meet
+EVAL_SEED = 1_000_003  # default held-out seed
+TINY_RANDOM = "tiny-random"  # generator name: a randomly initialised 32 px generator (tests, demos)
+
+
+@dataclass
+class ContrastiveConfig(LoopConfig):
+    """Stage-1 training settings; defaults are the ``synthfaces64`` preset."""
+
+    out_dir: str = "runs/contrastive"
+    generator: str = "synthfaces64"  # bundled name, checkpoint path, or "tiny-random"
+    data_seed: int = 0  # seeds the z and noise of the training pairs
+    truncation: float = 1.0  # psi of the training pairs (the release's value is unknown)
+    noise_mode: str = "random"  # per-layer noise of G(w): "random", "const" or "none"
+    image_size: int = 0  # encoder input size; 0 = G.size, else G's images are average-pooled to it
+    backbone: str = "small"  # h_I trunk: "tiny", "small" or "ir_se50" (ganinv.models.encoders.BACKBONES)
+    latent_blocks: int = 3  # residual blocks of h_w
+    latent_ffn: int = 0  # h_w feed-forward width; 0 = 2 * style_dim
+    embed_dim: int = 0  # joint embedding dimension; 0 = style_dim
+    dropout: float = 0.1
+    temperature: float = 0.07  # initial temperature
+    min_temperature: float = 0.01  # lower clamp of the learnable temperature
+    learn_temperature: bool = True
+    batch_size: int = 256  # pairs per process and step (the paper: 256)
+    total_steps: int = 3000  # a 200-step, 64-pair run already retrieves ~95% top-1 of 500 held-out pairs
+    checkpoint_every: int = 250
+    lr: float = 3e-4
+    warmup_steps: int = 100  # linear warm-up, then cosine decay to lr * min_lr_ratio
+    min_lr_ratio: float = 0.05
+    weight_decay: float = 0.0
+    threads: int = 0  # torch.set_num_threads on CPU (0 = torch's default)
+    eval_n: int = 1000  # at the end, retrieval on this many held-out pairs -> eval.json (0 = off)
+
+
+PRESETS: dict[str, dict] = {
+    "synthfaces64": {},
+    # The release's setting for a 1024 px FFHQ generator: IR-SE50 at 256 px, 32 pairs x 8 processes.
+    "ffhq": dict(
+        out_dir="runs/contrastive_ffhq",
+        generator="",
+        image_size=256,
+        backbone="ir_se50",
+        batch_size=32,
+        lr=1e-4,
+        total_steps=100_000,
+        checkpoint_every=2500,
+    ),
+    # A few steps of tiny networks on a random 32 px generator: for tests.
+    "tiny": dict(
+        out_dir="runs/contrastive_tiny",
+        generator=TINY_RANDOM,
+        backbone="tiny",
+        latent_blocks=1,
+        embed_dim=16,
+        batch_size=8,
+        total_steps=4,
+        lr=1e-3,
+        warmup_steps=1,
+        checkpoint_every=2,
+        log_every=1,
+        eval_n=0,
+    ),
+}
+
+
+def preset(name: str, **overrides) -> ContrastiveConfig:
+    return from_preset(ContrastiveConfig, PRESETS, name, "contrastive", **overrides)
+
+
+def build_generator(spec: str, seed: int = 0) -> Generator:
+    """The frozen generator of the pairs: ``"tiny-random"`` (32 px, style_dim 16, initialised from ``seed``),
+    a bundled name or a checkpoint path."""
+    if spec == TINY_RANDOM:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            G = Generator(32, 16, 2, channel_multiplier=0.125, channel_max=16)
+    elif not spec:
+        raise ValueError("no generator given: pass --generator (a bundled name or a checkpoint path)")
+    else:
+        try:
+            G = load_generator(spec)
+        except CheckpointError as e:
+            raise CheckpointError(
+                f"{e}. Stage 1 learns from (G(w), w) pairs of this generator: train one with "
+                "`ganinv train gan`, or pass --generator PATH"
+            ) from None
+    return G.eval().requires_grad_(False)
+
+
+def model_config(cfg: ContrastiveConfig, G: Generator) -> ContrastiveModelConfig:
+    d = G.style_dim
+    return ContrastiveModelConfig(
+        backbone=EncoderConfig.preset(cfg.backbone, size=cfg.image_size or G.size),
+        style_dim=d,
+        latent_blocks=cfg.latent_blocks,
+        latent_ffn=cfg.latent_ffn or 2 * d,
+        embed_dim=cfg.embed_dim or d,
+        dropout=cfg.dropout,
+        temperature=cfg.temperature,
+        min_temperature=cfg.min_temperature,
+        learn_temperature=cfg.learn_temperature,
+    )
+
+
+def build_model(cfg: ContrastiveConfig, G: Generator) -> ContrastiveAligner:
+    """The untrained model of ``cfg`` (weights from the global RNG, averages from ``G``)."""
+    return ContrastiveAligner.from_generator(G, model_config(cfg, G))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pairs
+
+
+def pair_seed(*words: int) -> int:
+    """A 64-bit seed from integer words (numpy's SeedSequence hashing: nearby words give unrelated seeds)."""
+    return int(np.random.SeedSequence([int(w) for w in words]).generate_state(1, np.uint64)[0])
+
+
+@torch.no_grad()
+def make_pairs(
+    G: Generator, n: int, seed: int, size: int, truncation: float = 1.0, noise_mode: str = "random"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` pairs (images [n, 3, size, size], w [n, style_dim]) on G's device; a function of ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    dev = G.w_avg.device
+    z = torch.randn(n, G.style_dim, generator=gen)
+    noise = None
+    if noise_mode == "random":
+        noise = [torch.randn(n, *b.shape[1:], generator=gen).to(dev) for b in G.make_noise(1, "const")]
+    w = G.mapping(z.to(dev), truncation)  # [n, style_dim]
+    images = G.synthesis(w, noise_mode=noise_mode, noise=noise)  # [n, 3, G.size, G.size]
+    return pool_to(images, size), w
+
+
+def training_pairs(G: Generator, cfg: ContrastiveConfig, size: int, step: int, rank: int = 0, world: int = 1):
+    """The pairs of process ``rank`` at ``step``."""
+    seed = pair_seed(TRAIN_STREAM, cfg.data_seed, step * world + rank)
+    return make_pairs(G, cfg.batch_size, seed, size, cfg.truncation, cfg.noise_mode)
+
+
+def held_out_pairs(
+    G: Generator, n: int, seed: int, size: int, batch_size: int = 250, **kw
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Held-out pairs ``0 .. n-1`` in batches (batch b seeded by ``(EVAL_STREAM, seed, b)``)."""
+    for b, start in enumerate(range(0, n, batch_size)):
+        yield make_pairs(G, min(batch_size, n - start), pair_seed(EVAL_STREAM, seed, b), size, **kw)
+
+
+def learning_rate(cfg: ContrastiveConfig, step: int) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = min(max((step - cfg.warmup_steps) / max(1, cfg.total_steps - cfg.warmup_steps), 0.0), 1.0)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def _gather(x: torch.Tensor, procs: Processes) -> torch.Tensor:
+    """Concatenate ``x`` over processes; only the local part keeps its gradient (as the release)."""
+    if procs.world_size == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(procs.world_size)]
+    torch.distributed.all_gather(parts, x.detach().contiguous())
+    parts[procs.rank] = x
+    return torch.cat(parts)
+
+
+@torch.no_grad()
+def _average_buffers(model: torch.nn.Module, procs: Processes) -> None:
+    if procs.world_size > 1:
+        for b in model.buffers():
+            if b.is_floating_point():
+                b.copy_(procs.mean(b))
+
+
+class PairsProgress(Progress):
+    """The shared progress bar, reporting pairs/s."""
+
+    def update(self, losses: dict[str, float] | None = None) -> None:
+        self.n += 1
+        if self.bar is None:
+            return
+        self.bar.update(1)
+        if losses is not None:
+            rate = self.n * self.samples_per_step / max(time.perf_counter() - self.t0, 1e-9)
+            self.bar.set_postfix({**{k: f"{v:.3f}" for k, v in losses.items()}, "pairs/s": f"{rate:.1f}"})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Training
+
+
+def train(cfg: ContrastiveConfig) -> dict:
+    """Train (or resume) stage 1; writes ``training_state.pt``, ``contrastive.pt`` (fp32; plus
+    ``generator.pt`` for "tiny-random") and, if ``eval_n``, ``eval.json`` into ``cfg.out_dir``."""
+    if cfg.batch_size < 2:
+        raise ValueError(f"batch_size must be >= 2 (in-batch negatives), got {cfg.batch_size}")
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    procs = Processes(cfg.device)
+    dev = procs.device
+    G = build_generator(cfg.generator, cfg.seed).to(dev)
+    G.get_w_avg()
+    torch.manual_seed(cfg.seed)  # identical initial weights in every process
+    model = build_model(cfg, G).to(dev).train()
+    size = model.image_size
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    seed_everything(cfg.seed, procs.rank)
+    step, wall_s = 0, 0.0
+    same_run = dataclasses.replace(cfg, threads=0, eval_n=0)  # neither changes the trained weights
+    state = load_training_state(cfg.out_dir, same_run, procs.rank) if cfg.resume else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step, wall_s = int(state["step"]), float(state.get("wall_s", 0.0))
+        set_rng_state(state["rng"])
+    generator_ref = cfg.generator
+    if cfg.generator == TINY_RANDOM:
+        generator_ref = str(Path(cfg.out_dir) / "generator.pt")
+        if procs.is_main:
+            save_generator(generator_ref, G)
+
+    t0 = time.perf_counter() - wall_s
+    world_batch = cfg.batch_size * procs.world_size
+    bar = PairsProgress(
+        cfg.total_steps, step, world_batch, cfg.progress and procs.is_main, "train contrastive"
+    )
+    logs: dict[str, float] = {}
+
+    def checkpoint() -> None:
+        _average_buffers(model, procs)  # BatchNorm statistics differ between processes: keep their mean
+        wall = round(time.perf_counter() - t0, 1)
+        state = dict(config=same_run.to_dict(), step=step, model=model.state_dict(), opt=opt.state_dict())
+        save_training_state(cfg.out_dir, {**state, "wall_s": wall}, procs.rank)
+        if procs.is_main:
+            save_contrastive(
+                f"{cfg.out_dir}/contrastive.pt",
+                model,
+                generator=generator_ref,
+                step=step,
+                pairs_seen=step * world_batch,
+                wall_s=wall,
+            )
+
+    while step < cfg.total_steps:
+        images, w = training_pairs(G, cfg, size, step, procs.rank, procs.world_size)
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(cfg, step)
+        e_image = _gather(model.embed_image(images), procs)  # [world_batch, embed_dim]
+        e_latent = _gather(model.embed_latent(w), procs)
+        out = info_nce(e_image, e_latent, model.temperature)
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        procs.average_gradients(model.parameters())
+        opt.step()
+        model.clamp_temperature_()
+        step += 1
+        log = step % cfg.log_every == 0 or step == cfg.total_steps
+        if log:
+            acc = top_k_accuracy(out.logits.detach(), 1)
+            logs = {"loss": out.loss.item(), "acc": sum(acc) / 2, "tau": model.temperature.item()}
+        bar.update(logs if log else None)
+        if step % cfg.checkpoint_every == 0 or step == cfg.total_steps:
+            checkpoint()
+    bar.close()
+    result: dict = {"step": step, "wall_s": round(time.perf_counter() - t0, 1), **logs}
+    if procs.is_main and cfg.eval_n > 0:
+        ev = evaluate_retrieval(model, G, n=cfg.eval_n, truncation=cfg.truncation, noise_mode=cfg.noise_mode)
+        result["eval"] = ev
+        write_json({**ev, "generator": generator_ref, "step": step}, Path(cfg.out_dir) / "eval.json")
+    procs.barrier()
+    procs.close()
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Held-out evaluation
+
+
+@torch.no_grad()
+def evaluate_retrieval(
+    model: ContrastiveAligner,
+    G: Generator,
+    n: int = 1000,
+    seed: int = EVAL_SEED,
+    batch_size: int = 250,
+    truncation: float = 1.0,
+    noise_mode: str = "random",
+) -> dict:
+    """Cross-modal retrieval on ``n`` held-out pairs (:func:`held_out_pairs`, disjoint from training).
+
+    ``image_to_latent_top{1,5}``: fraction of images whose own w is among the 1 / 5 latents of highest cosine
+    among all ``n``; ``latent_to_image_top{1,5}`` the converse. Chance is ``k / n``. Also the held-out InfoNCE
+    over all ``n`` pairs at the model's temperature, and mean cosines of matching and non-matching pairs.
+    """
+    if n < 2:
+        raise ValueError(f"evaluate_retrieval needs n >= 2 pairs, got {n}")
+    was_training = model.training
+    model.eval()
+    e_img, e_lat = [], []
+    for images, w in held_out_pairs(
+        G, n, seed, model.image_size, batch_size, truncation=truncation, noise_mode=noise_mode
+    ):
+        e_img.append(model.embed_image(images).float().cpu())
+        e_lat.append(model.embed_latent(w).float().cpu())
+    model.train(was_training)
+    e_img, e_lat = torch.cat(e_img), torch.cat(e_lat)
+    tau = float(model.temperature)
+    out = info_nce(e_img, e_lat, tau)
+    cos = out.logits * tau  # [n, n]
+    result: dict = {"n": n, "seed": seed, "temperature": tau, "loss": out.loss.item()}
+    for k in (1, 5):
+        i2w, w2i = top_k_accuracy(out.logits, k)
+        result[f"image_to_latent_top{k}"], result[f"latent_to_image_top{k}"] = i2w, w2i
+        result[f"chance_top{k}"] = min(k, n) / n
+    off = ~torch.eye(n, dtype=torch.bool)
+    result["cos_positive"], result["cos_negative"] = cos.diagonal().mean().item(), cos[off].mean().item()
+    return result
+
+
+def write_json(values: dict, path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(values, indent=2) + "\n")
+    os.replace(tmp, path)
