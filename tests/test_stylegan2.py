@@ -249,3 +249,17 @@ def test_r1_and_path_length_second_derivatives_reach_weights():
     gw.pow(2).sum(2).mean(1).sqrt().mean().backward()
     assert G.convs[0].conv.weight.grad.abs().sum() > 0
     assert G.convs[-1].conv.modulation.weight.grad.abs().sum() > 0
+
+
+def test_feature_hook_sees_every_resolution_and_can_replace_features():
+    torch.manual_seed(0)
+    G = Generator(32, 16, 2, channel_multiplier=0.125, channel_max=16).eval()
+    w = G.mapping(torch.randn(2, 16))
+    seen = []
+    same = G.synthesis(w, feature_hook=lambda res, x: seen.append(res) or x)
+    assert seen == [4, 8, 16, 32]
+    torch.testing.assert_close(same, G.synthesis(w))
+    f = torch.randn(2, G.channels[16], 16, 16)
+    hooked = G.synthesis(w, feature_hook=lambda res, x: f if res == 16 else x)
+    torch.testing.assert_close(hooked, G.synthesis(w, f=f, f_res=16))
+    assert not torch.allclose(hooked, same)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -279,13 +279,16 @@ class Generator(nn.Module):
         f_blend: float | torch.Tensor = 1.0,
         return_features: bool = False,
         noise: list[torch.Tensor | None] | None = None,
+        feature_hook: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
     ):
         """w or w+ -> image [N, 3, size, size].
 
         ``f`` [N, C(f_res), f_res, f_res] replaces the feature after the second conv at ``f_res`` (the F space
         of FS / HFGI / CLCAE), blended ``(1 - f_blend) * own + f_blend * f``, before that resolution's ToRGB.
         ``return_features`` also returns ``{res: feature}`` after the second conv of every resolution
-        (conv1 at 4x4), i.e. after any replacement.
+        (conv1 at 4x4), i.e. after any replacement. ``feature_hook(res, x)``, when given, is called at the
+        same points (after the F replacement) and its return value replaces the feature, e.g. for the
+        mask-aware fusion of several resolutions in ``ganinv.models.inpainting``.
         """
         w_plus = self.broadcast(ws)  # [N, n_latent, style_dim]
         n = w_plus.shape[0]
@@ -297,6 +300,8 @@ class Generator(nn.Module):
 
         features = {}
         x = self.conv1(self.input(n), w_plus[:, 0], noise[0])
+        if feature_hook is not None:
+            x = feature_hook(4, x)
         features[4] = x
         img = self.to_rgb1(x, w_plus[:, 1])
         for k, to_rgb in enumerate(self.to_rgbs):
@@ -306,6 +311,8 @@ class Generator(nn.Module):
             x = self.convs[2 * k + 1](x, w_plus[:, i + 1], noise[i + 1])
             if f is not None and res == f_res:
                 x = x + f_blend * (f - x)
+            if feature_hook is not None:
+                x = feature_hook(res, x)
             features[res] = x
             img = to_rgb(x, w_plus[:, i + 2], img)
         return (img, features) if return_features else img

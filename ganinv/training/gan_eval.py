@@ -56,8 +56,11 @@ def binary_frequencies(sfn, images: torch.Tensor, batch_size: int = 250) -> dict
     return {a: c / len(images) for a, c in counts.items()}
 
 
-def evaluate_gan(G: Generator, sfn, n: int = 5000, seed: int = 0, truncation: float = 1.0) -> dict:
-    """FID-SFN (n generated vs n SynthFaces), the blurred-data FID-SFN for scale, attribute frequencies."""
+def evaluate_gan(
+    G: Generator, sfn, n: int = 5000, seed: int = 0, truncation: float = 1.0, progress: bool | None = None
+) -> dict:
+    """FID-SFN (n generated vs n SynthFaces), the blurred-data FID-SFN for scale, attribute frequencies.
+    ``progress``: feature-extraction bars (None: only for long runs)."""
     dev = next(G.parameters()).device
     reference = real_images(G.size, n)  # set A
     other = real_images(G.size, n, offset=n)  # set B: same distribution, different faces
@@ -65,7 +68,7 @@ def evaluate_gan(G: Generator, sfn, n: int = 5000, seed: int = 0, truncation: fl
     extractor = SFNExtractor(sfn)
 
     def feats(x):
-        return compute_features(x, extractor, batch_size=250, device=dev)
+        return compute_features(x, extractor, batch_size=250, device=dev, progress=progress)
 
     f_ref = feats(reference)
     result = {
