@@ -23,8 +23,11 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# pytest (unit tests + papermill SMOKE runs of the notebooks), then nbval re-runs the committed executed notebooks
+# (figures they write go to a temporary folder, not figures/).
 test: install lint
 	$(BIN)/python -m pytest
+	GANINV_FIGURES_DIR=$$(mktemp -d) $(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:python notebooks/
 
 reproduce: install
 	$(BIN)/python -m ganinv.reproduce

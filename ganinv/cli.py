@@ -48,18 +48,30 @@ def cmd_info(args: argparse.Namespace) -> None:
 def cmd_convert(args: argparse.Namespace) -> None:
     from .checkpoints import (
         CheckpointError,
+        load_checkpoint,
         load_discriminator,
         load_generator,
+        resolve_checkpoint,
         save_discriminator,
         save_generator,
     )
 
+    def provenance(kind: str) -> dict:
+        """Training step and images seen, carried over from a ganinv checkpoint (other formats have none)."""
+        try:
+            ckpt = load_checkpoint(resolve_checkpoint(args.checkpoint, kind), kind)
+        except CheckpointError:
+            return {}
+        return {k: ckpt[k] for k in ("step", "images_seen") if k in ckpt}
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    save_generator(out / "generator.pt", load_generator(args.checkpoint), half=args.half)
+    G = load_generator(args.checkpoint)
+    save_generator(out / "generator.pt", G, half=args.half, **provenance("generator"))
     written = ["generator.pt"]
     try:
-        save_discriminator(out / "discriminator.pt", load_discriminator(args.checkpoint), half=args.half)
+        D = load_discriminator(args.checkpoint)
+        save_discriminator(out / "discriminator.pt", D, half=args.half, **provenance("discriminator"))
         written.append("discriminator.pt")
     except CheckpointError:
         pass

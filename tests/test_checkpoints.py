@@ -792,3 +792,20 @@ def test_no_warnings_on_clean_load(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_generator(tmp_path / "g.pt")
+
+
+def test_cli_convert_to_fp16_bundle_keeps_provenance(tmp_path):
+    from ganinv.cli import main as cli_main
+
+    G, D = make_g(), make_d()
+    G.get_w_avg()
+    save_generator(tmp_path / "run" / "generator.pt", G, step=7, images_seen=112)
+    save_discriminator(tmp_path / "run" / "discriminator.pt", D, step=7, images_seen=112)
+    cli_main(["convert", str(tmp_path / "run"), str(tmp_path / "bundle"), "--half"])
+    for kind in ("generator", "discriminator"):
+        c = ckpt.load_checkpoint(tmp_path / "bundle" / f"{kind}.pt", kind)
+        assert (c["step"], c["images_seen"]) == (7, 112)
+        assert all(v.dtype == torch.float16 for v in c["state_dict"].values() if v.is_floating_point())
+    H = load_generator(tmp_path / "bundle")
+    torch.testing.assert_close(H.w_avg, G.w_avg)
+    torch.testing.assert_close(images(H), images(G), atol=0.02, rtol=0)
