@@ -78,6 +78,24 @@ def cmd_convert(args: argparse.Namespace) -> None:
     print(f"wrote {', '.join(written)} to {out}")
 
 
+def cmd_invert(args: argparse.Namespace) -> None:
+    from .inversion import invert_files
+
+    hyper = {k: getattr(args, k) for k in ("steps", "lr", "seed") if getattr(args, k) is not None}
+    if args.method.startswith("optim"):
+        from .inversion import default_loss
+
+        hyper["loss"] = default_loss(args.perceptual, _device(args.device))
+    elif hyper:
+        sys.exit(f"ganinv invert: error: --steps / --lr / --seed apply to optim-* methods, not {args.method}")
+    written = invert_files(
+        args.images, args.out, args.method, args.generator, args.encoder, _device(args.device),
+        batch_size=args.batch_size, log=lambda m: print(m, file=sys.stderr), noise_mode=args.noise_mode,
+        **hyper,
+    )  # fmt: skip
+    print(f"wrote {len(written)} files (reconstruction .png and latent .pt per image) to {args.out}")
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     """One ``--field-name`` option per dataclass field (default: the preset's value)."""
     for f in dataclasses.fields(cls):
@@ -132,6 +150,38 @@ def cmd_train_contrastive(args: argparse.Namespace) -> None:
         print(f"trained to step {result['step']}; encoders in {cfg.out_dir}/contrastive.pt")
 
 
+def cmd_train_encoder(args: argparse.Namespace) -> None:
+    from .training import encoders
+
+    if args.kind not in (None, args.encoder_kind):
+        sys.exit(f"ganinv train {args.encoder_kind}: error: --kind {args.kind} contradicts the subcommand")
+    overrides = {**config_overrides(args, encoders.EncoderTrainConfig), "kind": args.encoder_kind}
+    cfg = encoders.preset(args.preset, **overrides)
+    result = encoders.train(cfg)
+    if int(os.environ.get("RANK", "0")) == 0:
+        export = Path(cfg.out_dir) / encoders.EXPORT_FILES[cfg.kind]
+        print(f"trained {cfg.kind} to step {result['step']}; encoder in {export}")
+
+
+def cmd_eval_encoder(args: argparse.Namespace) -> None:
+    import json
+
+    from .models.sfn import load_sfn
+    from .training.contrastive import build_generator, write_json
+    from .training.encoders import evaluate_encoder, load_trained_encoder
+
+    device = _device(args.device)
+    model, generator = load_trained_encoder(args.checkpoint, args.kind, device)
+    generator = args.generator or generator
+    G = build_generator(generator).to(device)
+    sfn = load_sfn(args.sfn, device)
+    result = evaluate_encoder(model, G, sfn, n=args.n, seed=args.seed, source=args.source)
+    result.update(checkpoint=str(args.checkpoint), generator=str(generator))
+    if args.json:
+        write_json(result, args.json)
+    print(json.dumps(result, indent=2))
+
+
 def cmd_eval_contrastive(args: argparse.Namespace) -> None:
     import json
 
@@ -182,6 +232,38 @@ def cmd_eval_gan(args: argparse.Namespace) -> None:
         save_image(generate(G, 32, args.seed), args.grid, nrow=8)
 
 
+def cmd_train_inpaint(args: argparse.Namespace) -> None:
+    from .training import inpainting
+
+    cfg = inpainting.preset(args.preset, **config_overrides(args, inpainting.InpaintTrainConfig))
+    result = inpainting.train(cfg)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"trained stage {cfg.stage} to step {result['step']}; model in {cfg.out_dir}/inpainter.pt")
+
+
+def cmd_inpaint(args: argparse.Namespace) -> None:
+    from .checkpoints import load_generator
+    from .data.images import load_image, save_image
+    from .data.masks import load_mask
+    from .models.inpainting import load_inpainter
+
+    if args.n < 1:
+        raise ValueError(f"-n must be at least 1, got {args.n}")
+    device = _device(args.device)
+    G = load_generator(args.generator, device=device) if args.generator else None
+    model = load_inpainter(args.model, G=G, device=device)
+    size = model.cfg.size
+    x = load_image(args.image, size=size)[None].to(device)  # [1, 3, S, S]
+    mask = load_mask(args.mask, size=size)[None].to(device)  # [1, 1, S, S]
+    ys = model.sample(x, mask, n=args.n, seed=args.seed, stage=args.stage, paste=args.paste)[0].clamp(-1, 1)
+    out = Path(args.out)
+    save_image((x * mask)[0].cpu(), out / "erased.png")
+    for i, y in enumerate(ys.cpu()):
+        save_image(y, out / f"result_{i:02d}.png")
+    save_image(ys.cpu(), out / "grid.png", nrow=min(args.n, 8))
+    print(f"wrote {args.n} completions of {args.image} to {out} (grid.png, result_*.png, erased.png)")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="ganinv", description="StyleGAN2 inversion, editing and inpainting."
@@ -208,6 +290,37 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("out", help="output folder (generator.pt, discriminator.pt)")
     p.add_argument("--half", action="store_true", help="store fp16 weights")
     p.set_defaults(fn=cmd_convert)
+
+    from .inversion import METHODS
+
+    p = sub.add_parser("invert", help="invert images: reconstruction PNG and latent .pt per image")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="square image files (resized to fit)")
+    methods = "; ".join(f"{k}: {v}" for k, v in METHODS.items())
+    p.add_argument("--method", default="clcae-f", choices=list(METHODS), help=methods)
+    p.add_argument("--generator", default="synthfaces64", help="bundled name or path of the generator")
+    p.add_argument("--encoder", default=None, help="encoder name or path (default: the generator's name)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--steps", type=int, default=None, help="optimisation steps (optim-*; default 1000)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (optim-*; default 0.1)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the latent noise (optim-*)")
+    p.add_argument("--perceptual", default="sfn", choices=["sfn", "alex", "vgg"], help="optim-* loss term")
+    p.add_argument("--noise-mode", default="const", choices=["const", "random", "none"])
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(fn=cmd_invert)
+
+    p = sub.add_parser("inpaint", help="diverse completions of an image with holes (white = keep in MASK)")
+    p.add_argument("image", metavar="IMAGE", help="square image file (resized to the model's size)")
+    p.add_argument("--mask", required=True, help="mask image: white = keep, black = hole")
+    p.add_argument("-n", type=int, default=8, help="number of completions")
+    p.add_argument("--out", required=True, help="output folder: grid.png, result_XX.png, erased.png")
+    p.add_argument("--model", default="synthfaces64", help="bundled name or path of an inpainter.pt")
+    p.add_argument("--generator", default=None, help="default: the generator the model was trained with")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random latents (one per completion)")
+    p.add_argument("--stage", type=int, default=2, choices=[1, 2], help="2 adds the skip features")
+    p.add_argument("--paste", action="store_true", help="paste the known pixels onto the results")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(fn=cmd_inpaint)
 
     p = sub.add_parser("train", help="train a model (see `ganinv train gan --help`)")
     train_sub = p.add_subparsers(dest="model", required=True)
@@ -236,6 +349,24 @@ def main(argv: list[str] | None = None) -> None:
     add_config_arguments(t, ContrastiveConfig)
     t.set_defaults(fn=cmd_train_contrastive)
 
+    from .training.encoders import PRESETS as ENCODER_PRESETS
+    from .training.encoders import EncoderTrainConfig
+
+    for kind, what in (("clcae", "CLCAE stage 2 (cross-attention W+ / F encoder)"),
+                       ("psp", "the pSp baseline encoder"), ("e4e", "the e4e baseline encoder")):  # fmt: skip
+        t = train_sub.add_parser(kind, help=f"train {what}; export in OUT_DIR/{kind}*.pt")
+        t.add_argument("--preset", default="synthfaces64", choices=sorted(ENCODER_PRESETS))
+        add_config_arguments(t, EncoderTrainConfig)
+        t.set_defaults(fn=cmd_train_encoder, encoder_kind=kind)
+
+    from .training.inpainting import PRESETS as INPAINT_PRESETS
+    from .training.inpainting import InpaintTrainConfig
+
+    t = train_sub.add_parser("inpaint", help="train the diverse inpainter (stage 1, or --stage 2 --init)")
+    t.add_argument("--preset", default="synthfaces64", choices=sorted(INPAINT_PRESETS))
+    add_config_arguments(t, InpaintTrainConfig)
+    t.set_defaults(fn=cmd_train_inpaint)
+
     p = sub.add_parser("eval", help="evaluate a model on held-out data (see `ganinv eval sfn --help`)")
     eval_sub = p.add_subparsers(dest="model", required=True)
     e = eval_sub.add_parser("sfn", help="held-out attribute accuracy / R^2 and identity retrieval of SFN")
@@ -258,6 +389,19 @@ def main(argv: list[str] | None = None) -> None:
     e.add_argument("--json", default=None, help="also write the results to this JSON file")
     e.add_argument("--device", default="auto")
     e.set_defaults(fn=cmd_eval_contrastive)
+    from .training.encoders import EVAL_SEED as ENCODER_EVAL_SEED
+
+    e = eval_sub.add_parser("encoder", help="held-out reconstruction metrics of a CLCAE / pSp / e4e encoder")
+    e.add_argument("--checkpoint", default="synthfaces64", help="clcae.pt / psp_encoder.pt / e4e_encoder.pt")
+    e.add_argument("--kind", default="auto", choices=["auto", "clcae", "psp", "e4e"], help="auto: the file's")
+    e.add_argument("--generator", default=None, help="default: the generator it was trained for")
+    e.add_argument("--sfn", default="sfn", help="SFN of the LPIPS-SFN and ID-SFN metrics")
+    e.add_argument("--source", default="synthfaces", choices=["synthfaces", "generated"])
+    e.add_argument("-n", type=int, default=500, help="held-out images")
+    e.add_argument("--seed", type=int, default=ENCODER_EVAL_SEED, help="held-out seed")
+    e.add_argument("--json", default=None, help="also write the results to this JSON file")
+    e.add_argument("--device", default="auto")
+    e.set_defaults(fn=cmd_eval_encoder)
     e = eval_sub.add_parser("gan", help="FID-SFN vs SynthFaces, blurred-data scale, attribute frequencies")
     e.add_argument("--checkpoint", default="synthfaces64", help="bundled name or path of a generator")
     e.add_argument("--sfn", default="sfn", help="bundled name or path of the SFN used for the metrics")

@@ -1,0 +1,287 @@
+"""Evaluation of diverse inpainting (Sec. 4 of Yildirim et al., ICCV 2023; ``shared/reference/inpainting.md``
+§8) and the baselines it is compared with, all behind one interface.
+
+A *method* is a callable ``method(x, mask, k, seed) -> [N, k, 3, H, W]``: ``k`` completions of the images
+``x`` [N, 3, H, W] in [-1, 1] with ``mask`` [N, 1, H, W] (1 = keep), reproducible from ``seed``. Raw outputs
+are returned; the evaluation pastes the known pixels itself where a metric needs a completed image.
+
+* :class:`InpainterMethod`: the trained model, mixing a fresh ``w_r`` per sample (diverse), or
+  ``mixing=False``: the same encoder without mixing (deterministic);
+* :class:`MaskedOptimization`: optimisation of w⁺ from ``w_avg`` with the loss on known pixels only
+  (MSE + LPIPS-SFN; deterministic unless ``random_starts``), the inversion baseline;
+* :class:`Biharmonic`: classical smooth inpainting, :func:`biharmonic_inpaint`.
+
+:func:`evaluate_inpainting` uses held-out SynthFaces images (not generated ones; seed ``EVAL_SEED``) and, per
+hole-ratio bucket (CoModGAN's ``h0`` ... ``h4``), fixed masks (:func:`ganinv.data.masks.bucket_masks`,
+seed ``MASK_EVAL_SEED``). Per bucket (our protocol; the paper's is unknown):
+
+* ``fid_sfn``, ``u_ids_sfn``, ``p_ids_sfn``: the first completion of every input (known pixels pasted)
+  against the n originals (paired for IDS), SFN embeddings; U-/P-IDS re-implemented (``ganinv.fid``);
+* ``psnr_unerased`` (dB, capped at 100 for exact copies) and ``lpips_sfn_unerased``: raw outputs against
+  the originals on the known pixels only (mean over the k samples) — the fidelity stage 2 is for;
+* ``diversity_lpips_sfn``: mean pairwise LPIPS-SFN between the k completions of an input inside the holes
+  (:func:`ganinv.metrics.pairwise_diversity`), averaged over inputs;
+* ``seconds_per_image``: wall time of the method per completed image (one sample of one input).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .data.masks import HOLE_BUCKETS, bucket_masks, hole_ratio
+from .fid import SFNExtractor, compute_features, fid, ids_scores
+from .losses import LossWeights, ReconstructionLoss
+from .metrics import lpips_features, mse, pairwise_diversity
+from .models.inpainting import Inpainter, composite
+from .training.contrastive import pair_seed, write_json
+from .training.gan_eval import EVAL_SEED, real_images
+
+__all__ = [
+    "EVAL_SEED", "MASK_EVAL_SEED", "Method", "InpainterMethod", "MaskedOptimization", "Biharmonic",
+    "biharmonic_inpaint", "as_method", "evaluate_inpainting", "evaluate_methods", "metric_table",
+    "write_json",
+]  # fmt: skip
+
+MASK_EVAL_SEED = 20230727  # fixed evaluation masks (training masks use other seeds)
+PSNR_CAP = 100.0  # dB: a method that copies the known pixels exactly would have infinite PSNR there
+Method = Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor]
+
+
+def _repeat(y: torch.Tensor, k: int) -> torch.Tensor:
+    return y.unsqueeze(1).expand(-1, k, -1, -1, -1)  # [N, 3, H, W] -> [N, k, 3, H, W]
+
+
+class InpainterMethod:
+    """An :class:`Inpainter` as a method: ``mixing=True`` samples ``mapping(z)`` per completion
+    (:meth:`Inpainter.sample`); ``mixing=False`` is the encoder alone (w⁺_mix = w⁺_e), deterministic."""
+
+    def __init__(self, model: Inpainter, stage: int = 2, mixing: bool = True) -> None:
+        self.model, self.stage, self.mixing = model.eval(), stage, mixing
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, mask: torch.Tensor, k: int, seed: int) -> torch.Tensor:
+        if self.mixing and self.model.mixer is not None:
+            return self.model.sample(x, mask, n=k, seed=seed, stage=self.stage)
+        return _repeat(self.model(x, mask, stage=self.stage, mixing=False)["image"], k)
+
+
+class MaskedOptimization:
+    """Inversion baseline: Adam on w⁺ [N, n_latent, D] (from ``w_avg``, or from ``mapping(z)`` per sample
+    with ``random_starts``) minimising MSE + ``lpips_weight`` LPIPS-SFN on the known pixels of G(w⁺)."""
+
+    def __init__(
+        self, G, steps: int = 200, lr: float = 0.05, sfn=None, lpips_weight: float = 0.8, random_starts=False
+    ) -> None:
+        self.G, self.steps, self.lr, self.random_starts = G, steps, lr, random_starts
+        weights = LossWeights(mse=1.0, lpips=lpips_weight if sfn is not None else 0.0, id=0.0)
+        self.loss = ReconstructionLoss(weights, feature_net=sfn)
+
+    def fit(self, x: torch.Tensor, mask: torch.Tensor, w_init: torch.Tensor) -> torch.Tensor:
+        """Optimise from ``w_init`` [N, D] or [N, n_latent, D]; returns G(w⁺) [N, 3, H, W]."""
+        G = self.G
+        flags = [p.requires_grad for p in G.parameters()]
+        G.requires_grad_(False)
+        w = G.broadcast(w_init).detach().clone().requires_grad_(True)
+        opt = torch.optim.Adam([w], lr=self.lr)
+        try:
+            with torch.enable_grad():
+                for _ in range(self.steps):
+                    loss = self.loss(G.synthesis(w), x, mask)["total"]
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+        finally:
+            for p, flag in zip(G.parameters(), flags):
+                p.requires_grad_(flag)
+        with torch.no_grad():
+            return G.synthesis(w)
+
+    def __call__(self, x: torch.Tensor, mask: torch.Tensor, k: int, seed: int) -> torch.Tensor:
+        n, G = x.shape[0], self.G
+        if not self.random_starts:
+            return _repeat(self.fit(x, mask, G.get_w_avg().expand(n, -1)), k)
+        z = torch.randn(k, n, G.style_dim, generator=torch.Generator().manual_seed(seed)).to(x.device)
+        with torch.no_grad():
+            starts = [G.mapping(z[j]) for j in range(k)]
+        return torch.stack([self.fit(x, mask, w0) for w0 in starts], dim=1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Biharmonic inpainting
+
+
+def _second_differences(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """u [B, H, W] -> (u_xx [B, H, W-2], u_yy [B, H-2, W], u_xy [B, H-1, W-1]) by finite differences."""
+    dxx = u[..., :, :-2] - 2 * u[..., :, 1:-1] + u[..., :, 2:]
+    dyy = u[..., :-2, :] - 2 * u[..., 1:-1, :] + u[..., 2:, :]
+    dxy = u[..., 1:, 1:] - u[..., 1:, :-1] - u[..., :-1, 1:] + u[..., :-1, :-1]
+    return dxx, dyy, dxy
+
+
+def _thin_plate(u: torch.Tensor) -> torch.Tensor:
+    """Gradient of E(u) = ½ (|u_xx|² + |u_yy|² + 2 |u_xy|²) (discrete thin-plate energy), i.e.
+    ``Dxxᵀ Dxx u + Dyyᵀ Dyy u + 2 Dxyᵀ Dxy u``; away from the border it is the 13-point biharmonic stencil."""
+    pad = F.pad
+    dxx, dyy, dxy = _second_differences(u)
+    out = pad(dxx, (0, 2)) - 2 * pad(dxx, (1, 1)) + pad(dxx, (2, 0))
+    out = out + pad(dyy, (0, 0, 0, 2)) - 2 * pad(dyy, (0, 0, 1, 1)) + pad(dyy, (0, 0, 2, 0))
+    cross = pad(dxy, (1, 0, 1, 0)) - pad(dxy, (0, 1, 1, 0)) - pad(dxy, (1, 0, 0, 1)) + pad(dxy, (0, 1, 0, 1))
+    return out + 2 * cross
+
+
+@torch.no_grad()
+def biharmonic_inpaint(
+    x: torch.Tensor, mask: torch.Tensor, tol: float = 1e-9, max_iter: int = 20000
+) -> torch.Tensor:
+    """Fill the holes of ``x`` [N, C, H, W] (``mask`` [N or 1, 1, H, W], 1 = keep) with the minimiser of the
+    discrete thin-plate energy (:func:`_thin_plate`) with the known pixels fixed: a biharmonic function
+    inside the hole, so linear ramps are reproduced exactly and known pixels are returned unchanged.
+
+    Solved per image and channel by conjugate gradients in float64 (``A = P K P`` on hole pixels, K the
+    energy's Hessian, P the hole projector) until |r| <= tol·|b| (b = -P K x_known) or ``max_iter``
+    iterations, from the mean of the known pixels. Iterations grow with the hole's diameter (about
+    2-4k for 64 px images with 60-100 % holes)."""
+    n, c, h, w = x.shape
+    m = mask.to(x).expand(n, 1, h, w).expand(n, c, h, w).reshape(n * c, h, w).double()
+    known = x.reshape(n * c, h, w).double() * m
+    hole = 1 - m
+    if h < 3 or w < 3 or not hole.any():
+        return x.clone()
+    area = m.sum((1, 2), keepdim=True)
+    mean = torch.where(area > 0, known.sum((1, 2), keepdim=True) / area.clamp(min=1), torch.zeros_like(area))
+
+    def apply(v: torch.Tensor) -> torch.Tensor:
+        return hole * _thin_plate(hole * v)
+
+    def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a * b).sum((1, 2), keepdim=True)  # [B, 1, 1]
+
+    b = -hole * _thin_plate(known)
+    u = hole * mean
+    r = b - apply(u)
+    p, rr = r.clone(), dot(r, r)
+    limit = tol**2 * dot(b, b).clamp(min=1e-300)
+    for _ in range(max_iter):
+        if bool((rr <= limit).all()):
+            break
+        ap = apply(p)
+        pap = dot(p, ap)
+        alpha = torch.where(pap > 0, rr / pap.clamp(min=1e-300), torch.zeros_like(pap))
+        u, r = u + alpha * p, r - alpha * ap
+        rr_new = dot(r, r)
+        p = r + torch.where(rr > 0, rr_new / rr.clamp(min=1e-300), torch.zeros_like(rr)) * p
+        rr = rr_new
+    return (known + hole * u).reshape(n, c, h, w).to(x.dtype)
+
+
+class Biharmonic:
+    """Classical baseline: :func:`biharmonic_inpaint`, deterministic (the k samples are identical)."""
+
+    def __init__(self, tol: float = 1e-6, max_iter: int = 20000) -> None:
+        self.tol, self.max_iter = tol, max_iter
+
+    def __call__(self, x: torch.Tensor, mask: torch.Tensor, k: int, seed: int) -> torch.Tensor:
+        return _repeat(biharmonic_inpaint(x, mask, self.tol, self.max_iter), k)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Evaluation
+
+
+def as_method(method: Method | Inpainter) -> Method:
+    return InpainterMethod(method) if isinstance(method, Inpainter) else method
+
+
+def bucket_label(bucket: int | tuple[float, float]) -> str:
+    """CoModGAN's names ``h0`` ... ``h4`` for :data:`HOLE_BUCKETS` indices, else ``"lo-hi"``."""
+    if isinstance(bucket, int):
+        return f"h{bucket}"
+    return "-".join(f"{float(v):.2f}" for v in bucket)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def evaluate_inpainting(
+    method: Method | Inpainter,
+    G,
+    sfn,
+    n: int = 100,
+    buckets: Iterable[int | tuple[float, float]] = range(len(HOLE_BUCKETS)),
+    samples: int = 5,
+    seed: int = EVAL_SEED,
+    mask_seed: int = MASK_EVAL_SEED,
+    mask_kind: str = "mixed",
+    batch_size: int = 25,
+) -> dict:
+    """Metrics of ``method`` (or an :class:`Inpainter`) on ``n`` held-out SynthFaces images at G's size
+    (SynthFaces seed ``seed``) per hole-ratio bucket, with ``samples`` >= 2 completions per input; the
+    module docstring defines each number. Returns ``{"n", "samples", "seed", "mask_seed", "buckets":
+    {label: {metric: float}}}``."""
+    if n < 2 or samples < 2:
+        raise ValueError(f"evaluate_inpainting needs n >= 2 images and samples >= 2, got {n}, {samples}")
+    method, dev = as_method(method), G.w_avg.device
+    sfn = sfn.to(dev).eval()
+    extractor = SFNExtractor(sfn)
+    real = real_images(G.size, n, seed=seed).to(dev)  # [n, 3, S, S]
+    f_real = compute_features(real, extractor, batch_size=250, progress=False)
+
+    def distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return lpips_features(a, b, sfn)
+
+    result: dict = {"n": n, "samples": samples, "seed": seed, "mask_seed": mask_seed, "buckets": {}}
+    for bucket in buckets:
+        masks = bucket_masks(bucket, n, G.size, seed=mask_seed, kind=mask_kind).to(dev)
+        first, psnr, lpips_known, diversity, seconds = [], [], [], [], 0.0
+        for start in range(0, n, batch_size):
+            x, m = real[start : start + batch_size], masks[start : start + batch_size]
+            _sync(dev)
+            t0 = time.perf_counter()
+            ys = method(x, m, samples, pair_seed(seed, mask_seed, start) >> 2)  # [B, k, 3, S, S]
+            _sync(dev)
+            seconds += time.perf_counter() - t0
+            if ys.shape != (x.shape[0], samples, *x.shape[1:]):
+                raise ValueError(f"method returned {list(ys.shape)}, expected [{x.shape[0]}, {samples}, ...]")
+            done = composite(x, m, ys)  # [B, k, 3, S, S]
+            first.append(done[:, 0])
+            area = m.mean((1, 2, 3))
+            for j in range(samples):
+                psnr.append(10 * torch.log10(4 / mse(ys[:, j], x, m).clamp(min=4 * 10 ** (-PSNR_CAP / 10))))
+                lpips_known.append(distance(ys[:, j] * m, x * m) / area)
+            diversity.append(pairwise_diversity(done.transpose(0, 1), distance, mask=1 - m))
+        f_fake = compute_features(torch.cat(first), extractor, batch_size=250, progress=False)
+        ids = ids_scores(f_real, f_fake)
+        result["buckets"][bucket_label(bucket)] = {
+            "hole_ratio": float(hole_ratio(masks).mean()),
+            "fid_sfn": fid(f_fake, f_real),
+            "u_ids_sfn": ids["u_ids"],
+            "p_ids_sfn": ids["p_ids"],
+            "psnr_unerased": float(torch.cat(psnr).mean()),
+            "lpips_sfn_unerased": float(torch.cat(lpips_known).mean()),
+            "diversity_lpips_sfn": float(torch.cat(diversity).mean()),
+            "seconds_per_image": seconds / (n * samples),
+        }
+    return result
+
+
+def evaluate_methods(methods: dict[str, Method | Inpainter], G, sfn, **kwargs) -> dict[str, dict]:
+    """:func:`evaluate_inpainting` for every named method (same images, masks and seeds): ``{name: ...}``."""
+    return {name: evaluate_inpainting(m, G, sfn, **kwargs) for name, m in methods.items()}
+
+
+def metric_table(
+    results: dict[str, dict], metrics: Sequence[str] = ("fid_sfn", "diversity_lpips_sfn")
+) -> str:
+    """A plain-text table: one row per method and bucket, one column per metric."""
+    lines = ["method  bucket  " + "  ".join(metrics)]
+    for name, res in results.items():
+        for label, values in res["buckets"].items():
+            lines.append(f"{name}  {label}  " + "  ".join(f"{values[k]:.4g}" for k in metrics))
+    return "\n".join(lines)
