@@ -27,9 +27,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .metrics import LPIPS, _check_mask, _check_pair, id_similarity, lpips_features, mse
+from .metrics import (
+    LPIPS,
+    _check_images,
+    _check_mask,
+    _check_pair,
+    _cosine_of_embeddings,
+    _lpips_of_features,
+    mse,
+)
 
-__all__ = ["LossWeights", "ReconstructionLoss", "feature_regulariser"]
+__all__ = ["LossWeights", "PreparedTarget", "ReconstructionLoss", "feature_regulariser"]
 
 
 @dataclass
@@ -66,6 +74,12 @@ class ReconstructionLoss:
 
     ``loss(x_hat, x, mask=None)`` returns ``{"mse", "lpips", "id"}`` (unweighted batch means, the last as
     ``1 - cos``) and ``"total"`` (weighted sum). ``self.names`` says which network each term used.
+
+    **Several reconstructions of one target** (CLCAE's G(w), G(w⁺), G(w⁺, f); an optimisation loop):
+    ``target = loss.prepare(x, mask)`` runs the networks on the target once and ``loss(x_hat, target)``
+    reuses their outputs, with exactly the values of ``loss(x_hat, x, mask)``. When the SFN gives both the
+    LPIPS-SFN features and the ID-SFN embedding, one pass (:meth:`ganinv.models.sfn.SFN.features_and_embed`)
+    serves both, for the target and the reconstruction alike.
     """
 
     def __init__(
@@ -93,10 +107,39 @@ class ReconstructionLoss:
             "id": "id_sfn" if id_net is None else f"id_{type(id_net).__name__.lower()}",
         }
 
+    def prepare(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> PreparedTarget:
+        """The target ``x`` [N, 3, H, W] (with its ``mask``, 1 = keep, or None) and the outputs of this loss's
+        networks on it, for any number of ``loss(x_hat, target)`` calls. Only the real-LPIPS term
+        (``lpips`` given) still runs on the target at every call. The outputs keep ``x``'s autograd graph
+        when ``x`` requires grad (then backward once through the sum of the losses that use them)."""
+        _check_images(x, "x")
+        seen = x if mask is None else x * _check_mask(mask, x)
+        features, embedding = self._outputs(seen)
+        return PreparedTarget(self, x, mask, seen, features, embedding)
+
+    def _outputs(self, images: torch.Tensor) -> tuple[list[torch.Tensor] | None, torch.Tensor | None]:
+        """(LPIPS-SFN features, ID embedding) of ``images``, None for a term that is off or has another
+        network; one pass where the feature net gives both (``features_and_embed``)."""
+        w = self.weights
+        want_features, want_embedding = w.lpips > 0 and self.lpips is None, w.id > 0
+        net = self.feature_net
+        if want_features and want_embedding and self.id_net is net and hasattr(net, "features_and_embed"):
+            return net.features_and_embed(images)
+        features = net.features(images) if want_features else None
+        return features, self.id_net.embed(images) if want_embedding else None
+
     def __call__(
-        self, x_hat: torch.Tensor, x: torch.Tensor, mask: torch.Tensor | None = None
+        self, x_hat: torch.Tensor, x: torch.Tensor | PreparedTarget, mask: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
-        """x_hat, x [N, 3, H, W] in [-1, 1]; mask [N or 1, 1, H, W] (1 = keep) or None."""
+        """x_hat, x [N, 3, H, W] in [-1, 1]; mask [N or 1, 1, H, W] (1 = keep) or None. ``x`` may be a
+        :meth:`prepare`-d target, which carries its own mask."""
+        target = x if isinstance(x, PreparedTarget) else None
+        if target is not None:
+            if target.loss is not self:
+                raise ValueError("ReconstructionLoss: the target was prepared by another ReconstructionLoss")
+            if mask is not None:
+                raise ValueError("ReconstructionLoss: give the mask to prepare(), not with a prepared target")
+            x, mask = target.x, target.mask
         _check_pair(x_hat, x)
         w = self.weights
         zero = x_hat.new_zeros(())
@@ -106,18 +149,34 @@ class ReconstructionLoss:
             area = mask.expand(x_hat.shape[0], 1, *x_hat.shape[2:]).mean(
                 dim=(1, 2, 3)
             )  # [N], > 0 (mse checked)
-            x_hat, x = x_hat * mask, x * mask
+            x_hat = x_hat * mask
+            x = target.seen if target is not None else x * mask
+        if target is None:
+            target = PreparedTarget(self, x, None, x, *self._outputs(x))
+        features, embedding = self._outputs(x_hat)
         if w.lpips > 0:
             if self.lpips is not None:
-                dist = self.lpips(x_hat, x)
+                dist = self.lpips(x_hat, target.seen)
             else:
-                dist = lpips_features(x_hat, x, self.feature_net)
+                dist = _lpips_of_features(features, target.features, x_hat)
             terms["lpips"] = (dist if mask is None else dist / area).mean()
         else:
             terms["lpips"] = zero
-        terms["id"] = (1 - id_similarity(x_hat, x, self.id_net)).mean() if w.id > 0 else zero
+        terms["id"] = (1 - _cosine_of_embeddings(embedding, target.embedding)).mean() if w.id > 0 else zero
         terms["total"] = w.mse * terms["mse"] + w.lpips * terms["lpips"] + w.id * terms["id"]
         return terms
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedTarget:
+    """A :class:`ReconstructionLoss` target with its networks' outputs (from ``loss.prepare(x, mask)``)."""
+
+    loss: ReconstructionLoss  # the loss whose networks made the outputs (only it accepts the target)
+    x: torch.Tensor  # the target [N, 3, H, W] as given
+    mask: torch.Tensor | None  # as given (1 = keep), or None
+    seen: torch.Tensor  # what the networks saw: x, or x * mask
+    features: list[torch.Tensor] | None  # LPIPS-SFN features of seen (None: term off or real LPIPS)
+    embedding: torch.Tensor | None  # ID embedding of seen (None: term off)
 
 
 def feature_regulariser(f: torch.Tensor, f_own: torch.Tensor) -> torch.Tensor:

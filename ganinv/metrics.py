@@ -235,7 +235,12 @@ def lpips_features(x: torch.Tensor, y: torch.Tensor, net) -> torch.Tensor:
     as a 1x1 map.
     """
     _check_pair(x, y)
-    fx, fy = _as_list(net.features(x)), _as_list(net.features(y))
+    return _lpips_of_features(net.features(x), net.features(y), x)
+
+
+def _lpips_of_features(fx, fy, x: torch.Tensor) -> torch.Tensor:
+    """:func:`lpips_features` from the two images' ``net.features`` (already computed), in ``x``'s dtype."""
+    fx, fy = _as_list(fx), _as_list(fy)
     if len(fx) != len(fy) or not fx:
         raise ValueError("lpips_features: net.features returned no layers or different numbers of layers")
     total = x.new_zeros(x.shape[0])
@@ -251,7 +256,12 @@ def id_similarity(x: torch.Tensor, y: torch.Tensor, net) -> torch.Tensor:
     """Identity similarity per image ``[N]``: cosine of ``net.embed`` (ID-SFN with the SFN, ID-ArcFace with an
     ArcFace wrapper). 1 for identical inputs."""
     _check_pair(x, y)
-    return F.cosine_similarity(net.embed(x).flatten(1), net.embed(y).flatten(1), dim=1, eps=1e-8)
+    return _cosine_of_embeddings(net.embed(x), net.embed(y))
+
+
+def _cosine_of_embeddings(ex: torch.Tensor, ey: torch.Tensor) -> torch.Tensor:
+    """:func:`id_similarity` from the two images' ``net.embed`` (already computed): ``[N]``."""
+    return F.cosine_similarity(ex.flatten(1), ey.flatten(1), dim=1, eps=1e-8)
 
 
 def pairwise_diversity(

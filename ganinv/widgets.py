@@ -33,7 +33,7 @@ from torch import nn
 
 from . import editing as E
 from .checkpoints import CheckpointError, load_generator
-from .data.images import ImageError, _decode, to_uint8
+from .data.images import ImageError, decode_image, to_uint8
 from .editing import Direction, Directions, Features
 
 Edit = tuple  # (Direction | tensor [D], strength in w units, layers (start, end) | None)
@@ -98,11 +98,11 @@ def png_bytes(image: np.ndarray | torch.Tensor) -> bytes:
 def decode_upload(content: bytes, name: str, size: int) -> tuple[torch.Tensor, str]:
     """An image file's bytes as ([1, 3, size, size] in [-1, 1], note): a square image of another size is
     resized (the note says from what); :class:`ImageError` names a non-square, corrupt or unreadable one."""
-    x = _decode(io.BytesIO(bytes(content)), name, None)  # [3, H, W]
+    x = decode_image(content, name)  # [3, H, W]
     h, w = x.shape[1:]
     if (h, w) == (size, size):
         return x[None], ""
-    x = _decode(io.BytesIO(bytes(content)), name, size)  # resizes a square image, refuses a non-square one
+    x = decode_image(content, name, size)  # resizes a square image, refuses a non-square one
     return x[None], f"resized from {w}x{h} to {size}x{size}"
 
 

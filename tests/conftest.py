@@ -1,4 +1,9 @@
-"""Shared pytest setup: `cuda` tests skip without a GPU; every other test (incl. `slow`) always runs."""
+"""Shared pytest setup: `cuda` tests skip without a GPU; every other test (incl. `slow`) always runs.
+
+Shared fixtures: ``one_thread`` (not autouse: a module opts in with
+``pytestmark = pytest.mark.usefixtures("one_thread")``) and ``G``, the trainers' "tiny-random" generator
+(a module may define its own ``G`` instead).
+"""
 
 import pytest
 import torch
@@ -16,3 +21,23 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread during the test (tiny models: more threads only add contention), then restored."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def G():
+    """The trainers' "tiny-random" generator (32 px, style_dim 16, weights from seed 0, global RNG untouched):
+    eval mode, frozen, ``w_avg`` computed. One per test module."""
+    from ganinv.training.contrastive import TINY_RANDOM, build_generator
+
+    G = build_generator(TINY_RANDOM, seed=0)
+    G.get_w_avg()
+    return G

@@ -23,22 +23,7 @@ from ganinv.models.contrastive import ContrastiveAligner, ContrastiveModelConfig
 from ganinv.models.encoders import EncoderConfig
 from ganinv.models.stylegan2 import Generator
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only add contention
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def G():
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        G = Generator(32, 16, 2, channel_multiplier=0.125, channel_max=16).eval().requires_grad_(False)
-    G.get_w_avg()
-    return G
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(G, **kw) -> CLCAE:

@@ -23,20 +23,7 @@ from ganinv.models.contrastive import (
 from ganinv.models.encoders import EncoderConfig
 from ganinv.training import contrastive as ct
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only add contention
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def G():
-    G = ct.build_generator(ct.TINY_RANDOM, seed=0)
-    G.get_w_avg()
-    return G
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_config(**kw) -> ContrastiveModelConfig:

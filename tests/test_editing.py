@@ -10,13 +10,9 @@ from ganinv.models.stylegan2 import Generator
 
 
 def tiny_g(seed: int = 0, size: int = 32) -> Generator:
+    """A tiny generator of another seed or size than the ``G`` fixture (conftest.py); seeds the global RNG."""
     torch.manual_seed(seed)
     return Generator(size, 16, 2, channel_multiplier=0.125, channel_max=16).eval().requires_grad_(False)
-
-
-@pytest.fixture(scope="module")
-def G():
-    return tiny_g()
 
 
 def unit(seed: int, d: int = 16) -> torch.Tensor:

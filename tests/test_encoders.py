@@ -16,13 +16,7 @@ from ganinv.models.encoders import (
 )
 from ganinv.models.stylegan2 import Generator
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_cfg(**kw) -> WPlusEncoderConfig:

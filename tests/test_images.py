@@ -11,6 +11,7 @@ from ganinv.data.images import (
     ImageError,
     ImageFolderDataset,
     check_images,
+    decode_image,
     load_image,
     save_image,
     to_uint8,
@@ -91,6 +92,23 @@ def test_corrupt_file_raises_image_error_naming_it(tmp_path):
     with pytest.raises(ImageError, match="no such file"):
         load_image(tmp_path / "missing.png")
     assert issubclass(ImageError, ValueError)
+
+
+def test_decode_image_from_bytes_matches_load_image(tmp_path):
+    Image.fromarray(_rgb(32, 32)).save(tmp_path / "a.png")
+    data = (tmp_path / "a.png").read_bytes()
+    torch.testing.assert_close(decode_image(data), load_image(tmp_path / "a.png"), rtol=0, atol=0)
+    resized = decode_image(memoryview(data), size=16)  # any bytes-like object, e.g. an upload's content
+    torch.testing.assert_close(resized, load_image(tmp_path / "a.png", size=16), rtol=0, atol=0)
+    with pytest.raises(ImageError, match="upload.png: not an image file"):
+        decode_image(b"not an image" * 10, "upload.png")
+    with pytest.raises(ImageError, match="<bytes>: corrupt or truncated"):
+        decode_image(data[: len(data) // 2])
+    Image.fromarray(_rgb(16, 32)).save(tmp_path / "wide.png")
+    with pytest.raises(ImageError, match="not square"):
+        decode_image((tmp_path / "wide.png").read_bytes(), size=16)
+    with pytest.raises(ValueError, match="size must be a positive integer"):
+        decode_image(data, size=0)
 
 
 def test_resize_square_and_refuse_non_square(tmp_path):

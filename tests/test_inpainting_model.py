@@ -22,13 +22,7 @@ from ganinv.models.inpainting import (
 )
 from ganinv.models.stylegan2 import Generator
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only add contention
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_generator(seed: int = 0, **kw) -> Generator:
@@ -41,6 +35,7 @@ def tiny_generator(seed: int = 0, **kw) -> Generator:
 
 @pytest.fixture(scope="module")
 def G():
+    """Overrides conftest's ``G``: the same weights, but parameters not frozen (as ``tiny_generator``)."""
     return tiny_generator()
 
 

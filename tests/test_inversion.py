@@ -19,21 +19,7 @@ from ganinv.models.stylegan2 import Generator
 MSE_ONLY = ReconstructionLoss(LossWeights(mse=1.0, lpips=0.0, id=0.0))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only add contention
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def G():
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        G = Generator(32, 16, 2, channel_multiplier=0.125, channel_max=16).eval().requires_grad_(False)
-    G.get_w_avg()
-    return G
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def images(n=2, size=32, seed=1):

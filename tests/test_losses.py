@@ -10,13 +10,7 @@ from ganinv.losses import LossWeights, ReconstructionLoss, feature_regulariser
 from ganinv.metrics import MissingWeightsError, lpips_features
 from ganinv.models.sfn import SFN, SFNConfig
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +144,66 @@ def test_identity_term_uses_the_networks_embedding(sfn):
     torch.testing.assert_close(mixed(x, y)["id"], by_hand.mean())
 
 
+def test_features_and_embed_is_one_pass_with_the_same_values(sfn):
+    x, _ = pair()
+    passes = []
+    hook = sfn.stages[0].register_forward_hook(lambda *_: passes.append(1))
+    try:
+        feats, emb = sfn.features_and_embed(x)
+        assert len(passes) == 1
+    finally:
+        hook.remove()
+    for a, b in zip(feats, sfn.features(x), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(emb, sfn.embed(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_prepared_target_gives_the_same_losses_with_one_pass(sfn, masked):
+    loss = ReconstructionLoss(feature_net=sfn)
+    x, y = pair()
+    mask = box_mask() if masked else None
+    passes = []
+    hook = sfn.stages[0].register_forward_hook(lambda *_: passes.append(1))
+    try:
+        target = loss.prepare(y, mask)
+        assert len(passes) == 1  # LPIPS-SFN features and ID embedding of the target from one SFN pass
+        recons = [x, x.flip(3), (x + y) / 2]
+        prepared = [loss(r.clone().requires_grad_(), target) for r in recons]
+        assert len(passes) == 1 + len(recons)  # then one pass per reconstruction
+    finally:
+        hook.remove()
+    for r, terms in zip(recons, prepared):
+        plain = loss(r, y, mask)
+        for key in plain:
+            torch.testing.assert_close(terms[key], plain[key], rtol=0, atol=0)
+    # gradients reach the reconstruction as without preparing (up to summation order in the shared pass)
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    loss(a, target)["total"].backward()
+    loss(b, y, mask)["total"].backward()
+    torch.testing.assert_close(a.grad, b.grad)
+
+
+def test_prepared_target_checks(sfn):
+    loss = ReconstructionLoss(feature_net=sfn)
+    x, y = pair()
+    target = loss.prepare(y, box_mask())
+    with pytest.raises(ValueError, match="give the mask to prepare"):
+        loss(x, target, box_mask())
+    with pytest.raises(ValueError, match="prepared by another ReconstructionLoss"):
+        ReconstructionLoss(feature_net=sfn)(x, target)
+    with pytest.raises(ValueError, match="same shape"):
+        loss(x[:, :, :16], target)
+    with pytest.raises(ValueError, match=r"mask: expected shape \[3, 1, 32, 32\]"):
+        loss.prepare(y, torch.ones(3, 3, 32, 32))
+    # only the weighted terms' networks run on the target; a real LPIPS model still sees it at every call
+    only_id = ReconstructionLoss(LossWeights(lpips=0), id_net=MeanColour())
+    plain = only_id(x, y)
+    prepared = only_id.prepare(y)
+    assert prepared.features is None and prepared.embedding is not None
+    torch.testing.assert_close(only_id(x, prepared)["total"], plain["total"], rtol=0, atol=0)
+
+
 def test_lpips_model_replaces_lpips_sfn(sfn, tmp_path, monkeypatch):
     class FakeLPIPS(nn.Module):
         key = "lpips_fake"
@@ -161,6 +215,7 @@ def test_lpips_model_replaces_lpips_sfn(sfn, tmp_path, monkeypatch):
     assert loss.names["lpips"] == "lpips_fake"
     x, y = pair()
     torch.testing.assert_close(loss(x, y)["lpips"], (x - y).abs().mean())
+    torch.testing.assert_close(loss(x, loss.prepare(y))["lpips"], (x - y).abs().mean())
     # a named LPIPS needs its local weights; nothing is downloaded
     monkeypatch.setenv("GANINV_LPIPS_TRUNK", str(tmp_path / "nowhere"))
     with pytest.raises(MissingWeightsError, match="alexnet-owt-7be5be79.pth"):

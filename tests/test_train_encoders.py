@@ -22,19 +22,7 @@ from ganinv.training.contrastive import held_out_pairs, make_pairs, pair_seed
 FAST = dict(sfn="", lambda_lpips=0.0, lambda_id=0.0, progress=False)  # MSE only: no SFN in the loop
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only add contention
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def G():
-    G = te.build_generator(te.TINY_RANDOM, seed=0)
-    G.get_w_avg()
-    return G
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -23,20 +23,7 @@ from ganinv.inpaint_eval import (
 from ganinv.models.inpainting import load_inpainter
 from ganinv.training import inpainting as ti
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only add contention
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def G():
-    G = ti.build_generator(ti.TINY_RANDOM, seed=0)
-    G.get_w_avg()
-    return G
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

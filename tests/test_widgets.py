@@ -12,17 +12,6 @@ from PIL import Image
 
 from ganinv import editing as E
 from ganinv import widgets as W
-from ganinv.models.stylegan2 import Generator
-
-
-def tiny_g() -> Generator:
-    torch.manual_seed(0)
-    return Generator(32, 16, 2, channel_multiplier=0.125, channel_max=16).eval().requires_grad_(False)
-
-
-@pytest.fixture(scope="module")
-def G():
-    return tiny_g()
 
 
 @pytest.fixture(scope="module")

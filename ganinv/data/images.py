@@ -38,6 +38,7 @@ __all__ = [
     "ImageError",
     "ImageFolderDataset",
     "check_images",
+    "decode_image",
     "load_image",
     "save_image",
     "to_uint8",
@@ -127,6 +128,15 @@ def load_image(path, size: int | None = None) -> torch.Tensor:
     if p.is_dir():
         raise ImageError(f"{p}: is a directory; use ImageFolderDataset for folders of images")
     return _decode(p, str(p), size)
+
+
+def decode_image(data: bytes, name: str = "<bytes>", size: int | None = None) -> torch.Tensor:
+    """Decode an image file held in memory (``bytes``, ``bytearray`` or ``memoryview``: an upload, a zip
+    member) as a float tensor ``[3, H, W]`` in ``[-1, 1]``, by the same rules as :func:`load_image`
+    (colour modes, resizing of square images to ``size``, non-square images refused). ``name`` is what
+    error messages call it. Unreadable or corrupt data raise :class:`ImageError`.
+    """
+    return _decode(io.BytesIO(bytes(data)), name, _check_size(size))
 
 
 # --------------------------------------------------------------------------------------------------

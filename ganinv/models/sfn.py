@@ -185,6 +185,12 @@ class SFN(nn.Module):
         """L2-normalised identity embedding ``[N, embed_dim]``; ID-SFN is the cosine of two of them."""
         return F.normalize(self.head_embed(self.pooled(x)), dim=1)
 
+    def features_and_embed(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """``(features(x), embed(x))`` from one pass through the trunk (LPIPS-SFN and ID-SFN of one image
+        batch at the cost of one): the same values as the two calls."""
+        feats, pooled = self._trunk(x)
+        return feats, F.normalize(self.head_embed(pooled), dim=1)
+
     def attributes(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{name: [N]}``: P(1) for binary attributes, values clamped to ``[low, high]`` for continuous
         factors, class ids (int64) for categorical ones."""

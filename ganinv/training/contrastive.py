@@ -17,7 +17,6 @@ in the release, remote embeddings carry no gradient.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -45,10 +44,10 @@ from .loop import (
     Processes,
     Progress,
     from_preset,
-    load_training_state,
+    recorded_config,
+    restore,
     save_training_state,
     seed_everything,
-    set_rng_state,
 )
 
 TRAIN_STREAM, EVAL_STREAM = 1, 2  # first word of the pair seeds: training and held-out pairs never meet
@@ -140,6 +139,18 @@ def build_generator(spec: str, seed: int = 0) -> Generator:
     return G.eval().requires_grad_(False)
 
 
+def export_generator(spec: str, G: Generator, out_dir: str | os.PathLike, is_main: bool = True) -> str:
+    """How a run's exports name their generator: ``spec``, except that "tiny-random" (made from a seed,
+    not loadable by that name) is saved as ``out_dir/generator.pt`` (by the main process) and named by that
+    path."""
+    if spec != TINY_RANDOM:
+        return spec
+    path = str(Path(out_dir) / "generator.pt")
+    if is_main:
+        save_generator(path, G)
+    return path
+
+
 def model_config(cfg: ContrastiveConfig, G: Generator) -> ContrastiveModelConfig:
     d = G.style_dim
     return ContrastiveModelConfig(
@@ -224,19 +235,6 @@ def _average_buffers(model: torch.nn.Module, procs: Processes) -> None:
                 b.copy_(procs.mean(b))
 
 
-class PairsProgress(Progress):
-    """The shared progress bar, reporting pairs/s."""
-
-    def update(self, losses: dict[str, float] | None = None) -> None:
-        self.n += 1
-        if self.bar is None:
-            return
-        self.bar.update(1)
-        if losses is not None:
-            rate = self.n * self.samples_per_step / max(time.perf_counter() - self.t0, 1e-9)
-            self.bar.set_postfix({**{k: f"{v:.3f}" for k, v in losses.items()}, "pairs/s": f"{rate:.1f}"})
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Training
 
@@ -246,9 +244,7 @@ def train(cfg: ContrastiveConfig) -> dict:
     ``generator.pt`` for "tiny-random") and, if ``eval_n``, ``eval.json`` into ``cfg.out_dir``."""
     if cfg.batch_size < 2:
         raise ValueError(f"batch_size must be >= 2 (in-batch negatives), got {cfg.batch_size}")
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    procs = Processes(cfg.device)
+    procs = Processes(cfg.device, cfg.threads)
     dev = procs.device
     G = build_generator(cfg.generator, cfg.seed).to(dev)
     G.get_w_avg()
@@ -257,24 +253,14 @@ def train(cfg: ContrastiveConfig) -> dict:
     size = model.image_size
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     seed_everything(cfg.seed, procs.rank)
-    step, wall_s = 0, 0.0
-    same_run = dataclasses.replace(cfg, threads=0, eval_n=0)  # neither changes the trained weights
-    state = load_training_state(cfg.out_dir, same_run, procs.rank) if cfg.resume else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        step, wall_s = int(state["step"]), float(state.get("wall_s", 0.0))
-        set_rng_state(state["rng"])
-    generator_ref = cfg.generator
-    if cfg.generator == TINY_RANDOM:
-        generator_ref = str(Path(cfg.out_dir) / "generator.pt")
-        if procs.is_main:
-            save_generator(generator_ref, G)
+    same_run = recorded_config(cfg)
+    step, wall_s, _ = restore(cfg, procs.rank, {"model": model}, {"opt": opt})
+    generator_ref = export_generator(cfg.generator, G, cfg.out_dir, procs.is_main)
 
     t0 = time.perf_counter() - wall_s
     world_batch = cfg.batch_size * procs.world_size
-    bar = PairsProgress(
-        cfg.total_steps, step, world_batch, cfg.progress and procs.is_main, "train contrastive"
+    bar = Progress(
+        cfg.total_steps, step, world_batch, cfg.progress and procs.is_main, "train contrastive", "pairs/s"
     )
     logs: dict[str, float] = {}
 

@@ -37,7 +37,6 @@ field, e.g. ``--attention multi``, ``--use-align false``); ``ganinv eval encoder
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -47,7 +46,7 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from ..checkpoints import CheckpointError, load_checkpoint, save_generator
+from ..checkpoints import CheckpointError, load_checkpoint
 from ..losses import LossWeights, ReconstructionLoss, feature_regulariser
 from ..metrics import id_similarity, lpips_features, mse, psnr, ssim, summarize
 from ..models.clcae import (
@@ -67,6 +66,7 @@ from .contrastive import (
     TINY_RANDOM,
     _average_buffers,
     build_generator,
+    export_generator,
     held_out_pairs,
     make_pairs,
     pair_seed,
@@ -79,10 +79,10 @@ from .loop import (
     Processes,
     Progress,
     from_preset,
-    load_training_state,
+    recorded_config,
+    restore,
     save_training_state,
     seed_everything,
-    set_rng_state,
 )
 
 KINDS = ("clcae", "psp", "e4e")
@@ -334,8 +334,9 @@ class Objective:
             if cfg.kind == "e4e":
                 terms["delta"] = cfg.lambda_delta * model.delta_regulariser()
             codes = [w_plus]
+        target = self.rec.prepare(x)  # the target's SFN outputs once for all reconstructions of it
         for name, image in images.items():
-            terms[name] = self.rec(image, x)["total"]
+            terms[name] = self.rec(image, target)["total"]
         k = w_true.shape[0]
         if cfg.lambda_latent > 0 and k:
             terms["latent"] = cfg.lambda_latent * sum((c[:k] - w_true[:, None]).pow(2).mean() for c in codes)
@@ -351,9 +352,7 @@ def train(cfg: EncoderTrainConfig) -> dict:
     """Train (or resume) one encoder; writes ``training_state.pt``, the export (:data:`EXPORT_FILES`; plus
     ``generator.pt`` for "tiny-random") and, if ``eval_n``, ``eval.json`` into ``cfg.out_dir``."""
     check_config(cfg)
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    procs = Processes(cfg.device)
+    procs = Processes(cfg.device, cfg.threads)
     dev = procs.device
     G = build_generator(cfg.generator, cfg.seed).to(dev)
     G.get_w_avg()
@@ -364,19 +363,9 @@ def train(cfg: EncoderTrainConfig) -> dict:
     objective = Objective(cfg, G, rec, aligner if cfg.use_align else None)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     seed_everything(cfg.seed, procs.rank)
-    step, wall_s = 0, 0.0
-    same_run = dataclasses.replace(cfg, threads=0, eval_n=0)  # neither changes the trained weights
-    state = load_training_state(cfg.out_dir, same_run, procs.rank) if cfg.resume else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        step, wall_s = int(state["step"]), float(state.get("wall_s", 0.0))
-        set_rng_state(state["rng"])
-    generator_ref = cfg.generator
-    if cfg.generator == TINY_RANDOM:
-        generator_ref = str(Path(cfg.out_dir) / "generator.pt")
-        if procs.is_main:
-            save_generator(generator_ref, G)
+    same_run = recorded_config(cfg)
+    step, wall_s, _ = restore(cfg, procs.rank, {"model": model}, {"opt": opt})
+    generator_ref = export_generator(cfg.generator, G, cfg.out_dir, procs.is_main)
     data = TrainingData(cfg, G, cfg.image_size or G.size, procs.rank, procs.world_size)
     t0 = time.perf_counter() - wall_s
     world_batch = cfg.batch_size * procs.world_size

@@ -19,11 +19,10 @@ from .loop import (
     Progress,
     ema_update,
     from_preset,
-    load_training_state,
     requires_grad,
+    restore,
     save_training_state,
     seed_everything,
-    set_rng_state,
 )
 
 
@@ -158,6 +157,34 @@ def r1_penalty(D: Discriminator, real: torch.Tensor) -> torch.Tensor:
     return grad.pow(2).flatten(1).sum(1).mean()
 
 
+def discriminator_step(
+    D: Discriminator,
+    d_opt: torch.optim.Optimizer,
+    procs: Processes,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    r1_gamma: float,
+    r1_every: int,
+    d_step: int,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One D update on the non-saturating loss ``softplus(D(fake)) + softplus(-D(real))`` (``fake`` carries no
+    graph to G), then, when ``d_step`` is a multiple of ``r1_every`` (> 0), the lazy R1 update
+    ``r1_gamma / 2 * R1 * r1_every`` on the reals. Returns (D loss, R1 penalty or None)."""
+    d_loss = F.softplus(D(fake)).mean() + F.softplus(-D(real)).mean()
+    d_opt.zero_grad(set_to_none=True)
+    d_loss.backward()
+    procs.average_gradients(D.parameters())
+    d_opt.step()
+    r1 = None
+    if r1_every > 0 and d_step % r1_every == 0:
+        r1 = r1_penalty(D, real)
+        d_opt.zero_grad(set_to_none=True)
+        (r1_gamma / 2 * r1 * r1_every).backward()
+        procs.average_gradients(D.parameters())
+        d_opt.step()
+    return d_loss, r1
+
+
 def path_lengths(G: Generator, w_plus: torch.Tensor) -> torch.Tensor:
     """|J_w^T y| for y ~ N(0, I) / sqrt(H W): the per-sample path length of Eq. 4."""
     img = G.synthesis(w_plus, noise_mode="random")
@@ -182,17 +209,9 @@ def train(cfg: GANConfig) -> dict:
     )
     pl_mean = torch.zeros((), device=dev)
     seed_everything(cfg.seed, procs.rank)
-    step = 0
-    state = load_training_state(cfg.out_dir, cfg, procs.rank) if cfg.resume else None
+    step, _, state = restore(cfg, procs.rank, dict(G=G, D=D, G_ema=G_ema), dict(g_opt=g_opt, d_opt=d_opt))
     if state is not None:
-        G.load_state_dict(state["G"])
-        D.load_state_dict(state["D"])
-        G_ema.load_state_dict(state["G_ema"])
-        g_opt.load_state_dict(state["g_opt"])
-        d_opt.load_state_dict(state["d_opt"])
         pl_mean.fill_(float(state["pl_mean"]))
-        step = int(state["step"])
-        set_rng_state(state["rng"])
 
     data = RealImages(cfg, procs.rank, procs.world_size)
     world_batch = cfg.batch_size * procs.world_size
@@ -233,18 +252,9 @@ def train(cfg: GANConfig) -> dict:
         requires_grad(D, True)
         with torch.no_grad():
             fake = G.synthesis(G.random_mixing_w_plus(z, cfg.mixing_prob), noise_mode="random")
-        d_loss = F.softplus(D(fake)).mean() + F.softplus(-D(real)).mean()
-        d_opt.zero_grad(set_to_none=True)
-        d_loss.backward()
-        procs.average_gradients(D.parameters())
-        d_opt.step()
+        d_loss, r1 = discriminator_step(D, d_opt, procs, real, fake, cfg.r1_gamma, cfg.r1_every, step)
         losses["d"] = d_loss.item()
-        if cfg.r1_every > 0 and step % cfg.r1_every == 0:
-            r1 = r1_penalty(D, real)
-            d_opt.zero_grad(set_to_none=True)
-            (cfg.r1_gamma / 2 * r1 * cfg.r1_every).backward()
-            procs.average_gradients(D.parameters())
-            d_opt.step()
+        if r1 is not None:
             losses["r1"] = r1.item()
 
         # Generator: softplus(-D(G(z))), plus lazy path-length regularisation every pl_every steps.

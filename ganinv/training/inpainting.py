@@ -40,7 +40,6 @@ resumed run is identical to an uninterrupted one (``resume=True``).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -49,24 +48,24 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..checkpoints import CheckpointError, load_discriminator, save_discriminator, save_generator
+from ..checkpoints import CheckpointError, load_discriminator, save_discriminator
 from ..data.masks import bucket_masks
 from ..losses import LossWeights, ReconstructionLoss
 from ..models.inpainting import Inpainter, InpaintingConfig, load_inpainter, save_inpainter
 from ..models.sfn import SFN, SFNConfig, load_sfn
 from ..models.stylegan2 import Discriminator, Generator
-from .contrastive import TINY_RANDOM, build_generator, pair_seed, write_json
-from .gan import lazy_adam, r1_penalty
+from .contrastive import TINY_RANDOM, build_generator, export_generator, pair_seed, write_json
+from .gan import discriminator_step, lazy_adam
 from .loop import (
     LoopConfig,
     Processes,
     Progress,
     from_preset,
-    load_training_state,
+    recorded_config,
     requires_grad,
+    restore,
     save_training_state,
     seed_everything,
-    set_rng_state,
 )
 
 TRAIN_STREAM, MASK_STREAM, CASE_STREAM = 11, 12, 13  # seed words of latents, masks and case choice
@@ -269,9 +268,7 @@ def train(cfg: InpaintTrainConfig) -> dict:
     """Train (or resume) one stage; writes ``training_state.pt``, ``inpainter.pt`` (plus ``generator.pt``
     for "tiny-random"), ``discriminator.pt`` (the fine-tuned D) and, if ``eval_n``, ``eval.json``."""
     check_config(cfg)
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    procs = Processes(cfg.device)
+    procs = Processes(cfg.device, cfg.threads)
     dev = procs.device
     G = build_generator(cfg.generator, cfg.seed).to(dev)
     G.get_w_avg()
@@ -292,21 +289,15 @@ def train(cfg: InpaintTrainConfig) -> dict:
     opt = torch.optim.Adam(params, lr=cfg.lr)
     d_opt = lazy_adam(D.parameters(), cfg.d_lr, cfg.r1_every) if D is not None else None
     seed_everything(cfg.seed, procs.rank)
-    step, d_steps, wall_s = 0, 0, 0.0
-    same_run = dataclasses.replace(cfg, threads=0, eval_n=0)  # neither changes the trained weights
-    state = load_training_state(cfg.out_dir, same_run, procs.rank) if cfg.resume else None
-    if state is not None:
-        model.load_state_dict(state["model"], strict=False)
-        opt.load_state_dict(state["opt"])
-        if D is not None:
-            D.load_state_dict(state["D"])
-            d_opt.load_state_dict(state["d_opt"])
-        step, d_steps, wall_s = int(state["step"]), int(state["d_steps"]), float(state.get("wall_s", 0.0))
-        set_rng_state(state["rng"])
+    same_run = recorded_config(cfg)
+    # the saved model leaves out the frozen G ("G." keys): loaded non-strictly
+    step, wall_s, state = restore(
+        cfg, procs.rank, {"model": model, "D": D}, {"opt": opt, "d_opt": d_opt}, partial=("model",)
+    )
+    d_steps = int(state["d_steps"]) if state is not None else 0
     out = Path(cfg.out_dir)
+    export_generator(cfg.generator, G, out, procs.is_main)  # "tiny-random": generator.pt beside the export
     generator_ref = _generator_ref(cfg.generator, cfg.out_dir)
-    if cfg.generator == TINY_RANDOM and procs.is_main:
-        save_generator(out / "generator.pt", G)
 
     t0 = time.perf_counter() - wall_s
     world_batch = cfg.batch_size * procs.world_size
@@ -341,18 +332,9 @@ def train(cfg: InpaintTrainConfig) -> dict:
         log = {k: losses[k].item() for k in ("rec", "adv")}
         if D is not None and not batch["case_a"]:  # D: real = the generated x, fake = the case-B output
             requires_grad(D, True)
-            d_loss = F.softplus(D(losses["image"].detach())).mean() + F.softplus(-D(batch["x"])).mean()
-            d_opt.zero_grad(set_to_none=True)
-            d_loss.backward()
-            procs.average_gradients(D.parameters())
-            d_opt.step()
+            real, fake = batch["x"], losses["image"].detach()
+            d_loss, _ = discriminator_step(D, d_opt, procs, real, fake, cfg.r1_gamma, cfg.r1_every, d_steps)
             log["d"] = d_loss.item()
-            if cfg.r1_every > 0 and d_steps % cfg.r1_every == 0:
-                r1 = r1_penalty(D, batch["x"])
-                d_opt.zero_grad(set_to_none=True)
-                (cfg.r1_gamma / 2 * r1 * cfg.r1_every).backward()
-                procs.average_gradients(D.parameters())
-                d_opt.step()
             d_steps += 1
         step += 1
         history.append({"step": step, "case_a": float(batch["case_a"]), **log})

@@ -11,7 +11,7 @@ import dataclasses
 import os
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,10 +61,13 @@ class Processes:
     """Single process, or one of ``torchrun --nproc_per_node=N`` processes (gloo on CPU, nccl on GPU).
 
     Gradients are averaged by an explicit all-reduce after each backward (as NVIDIA's StyleGAN2-ADA does),
-    which also works for the double-backward regularisers.
+    which also works for the double-backward regularisers. ``threads`` > 0 sets this process's
+    ``torch.set_num_threads`` first (a trainer's ``threads`` field; 0 leaves torch's default).
     """
 
-    def __init__(self, device: str = "auto") -> None:
+    def __init__(self, device: str = "auto", threads: int = 0) -> None:
+        if threads > 0:  # torch.set_num_threads of this process on CPU (0 = torch's default)
+            torch.set_num_threads(threads)
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -166,11 +169,46 @@ def load_training_state(out_dir: str | os.PathLike, config: LoopConfig, rank: in
     return state
 
 
-class Progress:
-    """tqdm bar over steps with losses and samples/s in the postfix (main process only)."""
+def recorded_config(cfg: LoopConfig) -> LoopConfig:
+    """``cfg`` with the fields that do not change the trained weights (``threads`` and ``eval_n``, where the
+    config has them) set to 0: what a training state records and what a resumed run must match, so that a
+    run may resume with other values of those."""
+    return dataclasses.replace(cfg, **{k: 0 for k in ("threads", "eval_n") if hasattr(cfg, k)})
 
-    def __init__(self, total: int, start: int, samples_per_step: int, enabled: bool, desc: str) -> None:
-        self.samples_per_step = samples_per_step
+
+def restore(
+    cfg: LoopConfig,
+    rank: int,
+    modules: dict[str, nn.Module | None],
+    optimizers: dict[str, torch.optim.Optimizer | None],
+    partial: Collection[str] = (),
+) -> tuple[int, float, dict | None]:
+    """Resume process ``rank`` from its training state in ``cfg.out_dir`` when ``cfg.resume`` and one exists
+    (its config must match :func:`recorded_config` of ``cfg``): load the state dicts saved under the names of
+    ``modules`` and ``optimizers`` (None entries are skipped; the modules named in ``partial`` non-strictly,
+    e.g. a model saved without its frozen generator), then the RNG state. Returns ``(step, wall_s, state)``
+    (``state`` for the trainer's other entries), or ``(0, 0.0, None)`` for a fresh start."""
+    state = load_training_state(cfg.out_dir, recorded_config(cfg), rank) if cfg.resume else None
+    if state is None:
+        return 0, 0.0, None
+    for name, module in modules.items():
+        if module is not None:
+            module.load_state_dict(state[name], strict=name not in partial)
+    for name, opt in optimizers.items():
+        if opt is not None:
+            opt.load_state_dict(state[name])
+    set_rng_state(state["rng"])
+    return int(state["step"]), float(state.get("wall_s", 0.0)), state
+
+
+class Progress:
+    """tqdm bar over steps with losses and samples/s in the postfix (main process only); ``rate`` names the
+    rate ("img/s", or e.g. "pairs/s")."""
+
+    def __init__(
+        self, total: int, start: int, samples_per_step: int, enabled: bool, desc: str, rate: str = "img/s"
+    ) -> None:
+        self.samples_per_step, self.rate = samples_per_step, rate
         self.bar = None
         if enabled:
             from tqdm.auto import tqdm
@@ -185,7 +223,7 @@ class Progress:
         self.bar.update(1)
         if losses is not None:
             rate = self.n * self.samples_per_step / max(time.perf_counter() - self.t0, 1e-9)
-            self.bar.set_postfix({**{k: f"{v:.3f}" for k, v in losses.items()}, "img/s": f"{rate:.1f}"})
+            self.bar.set_postfix({**{k: f"{v:.3f}" for k, v in losses.items()}, self.rate: f"{rate:.1f}"})
 
     def close(self) -> None:
         if self.bar is not None:

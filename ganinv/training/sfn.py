@@ -24,7 +24,6 @@ atomic checkpoints, resume and the progress bar.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -43,10 +42,10 @@ from .loop import (
     Processes,
     Progress,
     from_preset,
-    load_training_state,
+    recorded_config,
+    restore,
     save_training_state,
     seed_everything,
-    set_rng_state,
 )
 
 # What changes between the two views of one identity: expression, pose, lighting, background, accessory.
@@ -244,9 +243,7 @@ def learning_rate(cfg: SFNTrainConfig, step: int) -> float:
 def train(cfg: SFNTrainConfig) -> dict:
     """Train (or resume) SFN; writes ``training_state.pt``, ``sfn.pt`` (fp32) and, if ``eval_n``,
     ``eval.json`` into ``cfg.out_dir``. Returns the final step and losses (and the evaluation)."""
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    procs = Processes(cfg.device)
+    procs = Processes(cfg.device, cfg.threads)
     dev = procs.device
     torch.manual_seed(cfg.seed)  # identical initial weights in every process
     model = SFN(model_config(cfg)).to(dev).train()
@@ -254,15 +251,9 @@ def train(cfg: SFNTrainConfig) -> dict:
         model = model.to(memory_format=torch.channels_last)  # ~1.5x faster convolutions on CPU
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     seed_everything(cfg.seed, procs.rank)
-    step, wall_s = 0, 0.0  # wall_s: training seconds summed over all sessions of this run
-    # threads and eval_n do not change the trained weights: a run may resume with other values
-    same_run = dataclasses.replace(cfg, threads=0, eval_n=0)
-    state = load_training_state(cfg.out_dir, same_run, procs.rank) if cfg.resume else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        step, wall_s = int(state["step"]), float(state.get("wall_s", 0.0))
-        set_rng_state(state["rng"])
+    same_run = recorded_config(cfg)  # threads and eval_n do not change the trained weights
+    # wall_s: training seconds summed over all sessions of this run
+    step, wall_s, _ = restore(cfg, procs.rank, {"model": model}, {"opt": opt})
 
     t0 = time.perf_counter() - wall_s
     world_batch = 2 * cfg.batch_size * procs.world_size
