@@ -159,7 +159,8 @@ def load_training_state(out_dir: str | os.PathLike, config: LoopConfig, rank: in
     if not isinstance(state, dict) or state.get("format") != "ganinv-training":
         raise CheckpointError(f"{path}: not a ganinv training state")
     saved, now = state["config"], config.to_dict()
-    ignore = {"total_steps", "resume", "progress", "checkpoint_every", "log_every", "device", "out_dir"}
+    ignore = {"total_steps", "resume", "progress", "checkpoint_every", "log_every", "sample_every", "device"}
+    ignore.add("out_dir")
     diff = {k: (saved.get(k), v) for k, v in now.items() if k not in ignore and saved.get(k) != v}
     if diff:
         raise CheckpointError(
