@@ -88,9 +88,10 @@ class MaskedOptimization:
         w = G.broadcast(w_init).detach().clone().requires_grad_(True)
         opt = torch.optim.Adam([w], lr=self.lr)
         try:
+            target = self.loss.prepare(x, mask)  # the target's SFN features once, not every step
             with torch.enable_grad():
                 for _ in range(self.steps):
-                    loss = self.loss(G.synthesis(w), x, mask)["total"]
+                    loss = self.loss(G.synthesis(w), target)["total"]
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()

@@ -204,6 +204,7 @@ def _optimize(G: nn.Module, images: torch.Tensor, plus: bool, hp: dict) -> Inver
     target = prepare_images(images, size, "the generator's output size (or a size it pools to evenly)")
     target = target.to(dev)
     loss = default_loss("sfn", str(dev)) if hp["loss"] is None else hp["loss"]
+    goal = loss.prepare(target) if isinstance(loss, ReconstructionLoss) else target  # target features once
     n = target.shape[0]
     code = _initial_code(G, hp["init"], n, plus, hp["seed"]).requires_grad_(True)  # [N, D] or [N, L, D]
     opt = torch.optim.Adam([code], lr=lr, betas=(0.9, 0.999))
@@ -224,7 +225,7 @@ def _optimize(G: nn.Module, images: torch.Tensor, plus: bool, hp: dict) -> Inver
         scale = sigma * noise_factor * max(0.0, 1.0 - t / noise_ramp) ** 2 if noise_ramp > 0 else 0.0
         noisy = code + scale * torch.randn(code.shape, generator=gen, device=dev) if scale > 0 else code
         x_hat = pool_to(G.synthesis(noisy, noise_mode=noise_mode), size)  # [N, 3, S, S]
-        out = loss(x_hat, target)
+        out = loss(x_hat, goal)
         total = out["total"] if isinstance(out, dict) else out
         total = total.sum() if total.ndim else total
         (grad,) = torch.autograd.grad(total, [code])  # no gradient accumulates in G's parameters
