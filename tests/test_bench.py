@@ -16,3 +16,18 @@ def test_generator_benchmark_json(tmp_path):
     assert fwd["size"] == 16 and fwd["batch"] == 2
     assert abs(fwd["images_per_s"] - 2 / fwd["seconds_per_batch"]) / fwd["images_per_s"] < 0.01
     assert both["images_per_s"] < fwd["images_per_s"]  # a backward pass costs time
+
+
+def test_explorer_benchmark_json(tmp_path):
+    from ganinv.bench import explorer
+    from ganinv.checkpoints import save_generator
+    from ganinv.models.stylegan2 import Generator
+
+    save_generator(tmp_path / "g.pt", Generator(32, 16, 2, channel_multiplier=0.125, channel_max=16))
+    out = tmp_path / "explorer.json"
+    explorer.main(argparse.Namespace(generator=str(tmp_path / "g.pt"), updates=3, json=str(out)))
+    data = json.loads(out.read_text())
+    assert data["benchmark"] == "explorer" and data["size"] == 32
+    seconds = {r["setting"]: r["seconds_per_update"] for r in data["results"]}
+    assert set(seconds) == {"one slider", "one slider, style mixing view"}
+    assert all(0 < s < 60 for s in seconds.values())

@@ -1,4 +1,4 @@
-"""``python -m ganinv.bench {generator,synthfaces} [--json OUT]``."""
+"""``python -m ganinv.bench {generator,synthfaces,explorer} [--json OUT]``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import importlib
 BENCHMARKS = {
     "generator": ("ganinv.bench.generator", "images/s of the StyleGAN2 generator, forward and backward"),
     "synthfaces": ("ganinv.bench.synthfaces", "images/s of the SynthFaces renderer on one core"),
+    "explorer": ("ganinv.bench.explorer", "seconds per update of the LatentExplorer widget"),
 }
 
 
