@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ganinv-installed
+# Debian's Chromium, driven by Playwright in tests/test_browser.py (Playwright never downloads a browser here)
+CHROMIUM := /usr/bin/chromium
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT      := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: install test lint format reproduce bench clean
+.PHONY: install chromium test lint format reproduce bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +19,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# apt-get installs chromium only when it is missing (sudo unless root)
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  echo "$(CHROMIUM) missing: installing Debian's chromium with apt-get (for tests/test_browser.py)"; \
+	  $(APT) update -qq || echo "apt-get update failed; trying the install with the current package lists"; \
+	  $(APT) install -y -qq chromium >/dev/null && test -x $(CHROMIUM); }
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -24,8 +35,9 @@ format: install
 	$(BIN)/ruff format .
 
 # pytest (unit tests + papermill SMOKE runs of the notebooks), then nbval re-runs the committed executed notebooks
-# (figures they write go to a temporary folder, not figures/).
-test: install lint
+# (figures they write go to a temporary folder, not figures/). `chromium` runs first: tests/test_browser.py
+# drives JupyterLab in it.
+test: install lint chromium
 	$(BIN)/python -m pytest
 	GANINV_FIGURES_DIR=$$(mktemp -d) $(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:python notebooks/
 
