@@ -285,9 +285,10 @@ def alignment_loss(model: ContrastiveAligner, image: torch.Tensor, w: torch.Tens
 # Saving and loading (kind "contrastive"; a bundled name resolves to data/pretrained/<name>/contrastive.pt)
 
 
-def save_contrastive(path: str | os.PathLike, model: ContrastiveAligner, **extra) -> None:
-    """Write both encoders, heads, temperature and averages as one ganinv checkpoint of kind "contrastive"."""
-    save_checkpoint(path, "contrastive", model.config, model.state_dict(), **extra)
+def save_contrastive(path: str | os.PathLike, model: ContrastiveAligner, half: bool = False, **extra) -> None:
+    """Write both encoders, heads, temperature and averages as one ganinv checkpoint of kind "contrastive"
+    (``half``: floating tensors stored as fp16, cast back on loading)."""
+    save_checkpoint(path, "contrastive", model.config, model.state_dict(), half=half, **extra)
 
 
 def load_contrastive(

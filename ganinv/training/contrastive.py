@@ -263,6 +263,7 @@ def train(cfg: ContrastiveConfig) -> dict:
         cfg.total_steps, step, world_batch, cfg.progress and procs.is_main, "train contrastive", "pairs/s"
     )
     logs: dict[str, float] = {}
+    history: list[dict[str, float]] = []  # logs every log_every steps (for plots)
 
     def checkpoint() -> None:
         _average_buffers(model, procs)  # BatchNorm statistics differ between processes: keep their mean
@@ -296,11 +297,12 @@ def train(cfg: ContrastiveConfig) -> dict:
         if log:
             acc = top_k_accuracy(out.logits.detach(), 1)
             logs = {"loss": out.loss.item(), "acc": sum(acc) / 2, "tau": model.temperature.item()}
+            history.append({"step": step, **logs})
         bar.update(logs if log else None)
         if step % cfg.checkpoint_every == 0 or step == cfg.total_steps:
             checkpoint()
     bar.close()
-    result: dict = {"step": step, "wall_s": round(time.perf_counter() - t0, 1), **logs}
+    result: dict = {"step": step, "wall_s": round(time.perf_counter() - t0, 1), **logs, "history": history}
     if procs.is_main and cfg.eval_n > 0:
         ev = evaluate_retrieval(model, G, n=cfg.eval_n, truncation=cfg.truncation, noise_mode=cfg.noise_mode)
         result["eval"] = ev

@@ -1,0 +1,103 @@
+"""Every numbered notebook runs headless (papermill, SMOKE parameters) and writes its figures and metrics.
+
+The committed, executed notebooks are additionally re-run by nbval (``make test``:
+``pytest --nbval-lax --nbval-current-env -p no:python notebooks/``).
+"""
+
+import json
+import math
+
+import nbformat
+import pytest
+from PIL import Image
+
+from ganinv import reproduce
+
+pytestmark = pytest.mark.slow
+
+NB01 = reproduce.NOTEBOOKS / "01_stylegan2_and_latent_spaces.ipynb"
+NB01_FIGURES = [
+    "01_synthfaces",
+    "01_synthfaces_flips",
+    "01_mapping",
+    "01_demodulation",
+    "01_noise",
+    "01_torgb_skips",
+    "01_interpolation_z_vs_w",
+    "01_style_mixing",
+    "01_f_space",
+    "01_truncation",
+    "01_live_training_losses",
+    "01_live_training_samples",
+    "01_samples",
+    "01_attribute_frequency",
+]
+
+
+def test_notebooks_have_parameters_cell_and_python3_kernel():
+    paths = reproduce.numbered_notebooks()
+    assert NB01 in paths
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        assert nb.metadata["kernelspec"]["name"] == "python3", path.name
+        first_code = next(c for c in nb.cells if c.cell_type == "code")
+        assert "parameters" in first_code.metadata.get("tags", []), f"{path.name}: first code cell not tagged"
+        for name in ("SMOKE", "DEVICE", "CHECKPOINT", "SEED"):
+            assert f"{name} =" in first_code.source, f"{path.name}: parameter {name} missing"
+        # committed executed: every code cell has an execution count (nbval needs them; nbstripout keeps them)
+        assert all(c.execution_count is not None for c in nb.cells if c.cell_type == "code"), path.name
+
+
+def test_notebook_01_smoke_run_writes_figures_and_metrics(tmp_path):
+    figures = tmp_path / "figures"
+    out = reproduce.execute(
+        NB01,
+        {"SMOKE": True, "DEVICE": "cpu", "FIGURES": str(figures)},
+        output=tmp_path / "01.ipynb",
+        timeout=900,
+    )
+    for name in NB01_FIGURES:
+        with Image.open(figures / f"{name}.png") as im:
+            assert im.width > 100 and im.height > 100, name
+    metrics = json.loads((figures / "01_metrics.json").read_text())
+    assert metrics["smoke"] is True and metrics["n"] == 200
+    # the mapping network warps the isotropic Gaussian: W's principal variances spread far more than Z's
+    assert metrics["pca_condition_w"] > 3 * metrics["pca_condition_z"]
+    for key in ("fid_sfn", "fid_sfn_blurred_data", "fid_sfn_data_vs_data", "ppl_sfn_z", "ppl_sfn_w"):
+        assert math.isfinite(metrics[key]) and metrics[key] >= 0, key
+    # two disjoint samples of the data are closer than blurred data is to the data
+    assert metrics["fid_sfn_data_vs_data"] < metrics["fid_sfn_blurred_data"]
+    text = "".join(
+        o.get("text", "") for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", [])
+    )
+    assert "reproduces G(w_A): max |difference| = 0.0e+00" in text
+    assert "trained 4 steps" in text
+
+
+NB02 = reproduce.NOTEBOOKS / "02_w_space_contrastive_alignment.ipynb"
+
+
+def test_notebook_02_smoke_run_writes_figures_and_metrics(tmp_path):
+    figures = tmp_path / "figures"
+    reproduce.execute(
+        NB02,
+        {"SMOKE": True, "DEVICE": "cpu", "FIGURES": str(figures)},
+        output=tmp_path / "02.ipynb",
+        timeout=900,
+    )
+    for name in ("02_pairs", "02_live_training", "02_similarity", "02_retrieval"):
+        with Image.open(figures / f"{name}.png") as im:
+            assert im.width > 100 and im.height > 100, name
+    metrics = json.loads((figures / "02_metrics.json").read_text())
+    assert metrics["smoke"] is True and metrics["n_retrieval"] == 64
+    for key in (
+        "image_to_latent_top1",
+        "latent_to_image_top1",
+        "image_to_latent_top5",
+        "latent_to_image_top5",
+    ):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert metrics["image_to_latent_top5"] >= metrics["image_to_latent_top1"]
+    # the bundled aligner prefers each image's own code to another image's code and to the average code
+    align = metrics["align_loss"]
+    assert align["true w"] < align["shuffled w"] and align["true w"] < align["w_avg for every image"]
