@@ -68,7 +68,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--checkpoint", default=None, help="override the CHECKPOINT parameter (e.g. real weights)")
     args = p.parse_args(argv)
-    params: dict = {"SMOKE": args.smoke, "DEVICE": args.device}
+    # Only values that differ from the notebooks' defaults: with none, papermill injects no parameters cell,
+    # so the committed notebooks stay exactly as written.
+    params: dict = {}
+    if args.smoke:
+        params["SMOKE"] = True
+    if args.device != "auto":
+        params["DEVICE"] = args.device
     if args.checkpoint:
         params["CHECKPOINT"] = args.checkpoint
     paths = numbered_notebooks(args.only)
