@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -44,7 +45,6 @@ from .loop import (
     Processes,
     Progress,
     from_preset,
-    recorded_config,
     restore,
     save_training_state,
     seed_everything,
@@ -82,6 +82,8 @@ class ContrastiveConfig(LoopConfig):
     weight_decay: float = 0.0
     threads: int = 0  # torch.set_num_threads on CPU (0 = torch's default)
     eval_n: int = 1000  # at the end, retrieval on this many held-out pairs -> eval.json (0 = off)
+
+    RUN_ONLY: ClassVar[frozenset[str]] = LoopConfig.RUN_ONLY | {"threads", "eval_n"}  # not the weights
 
 
 PRESETS: dict[str, dict] = {
@@ -253,7 +255,6 @@ def train(cfg: ContrastiveConfig) -> dict:
     size = model.image_size
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     seed_everything(cfg.seed, procs.rank)
-    same_run = recorded_config(cfg)
     step, wall_s, _ = restore(cfg, procs.rank, {"model": model}, {"opt": opt})
     generator_ref = export_generator(cfg.generator, G, cfg.out_dir, procs.is_main)
 
@@ -268,7 +269,7 @@ def train(cfg: ContrastiveConfig) -> dict:
     def checkpoint() -> None:
         _average_buffers(model, procs)  # BatchNorm statistics differ between processes: keep their mean
         wall = round(time.perf_counter() - t0, 1)
-        state = dict(config=same_run.to_dict(), step=step, model=model.state_dict(), opt=opt.state_dict())
+        state = dict(config=cfg.to_dict(), step=step, model=model.state_dict(), opt=opt.state_dict())
         save_training_state(cfg.out_dir, {**state, "wall_s": wall}, procs.rank)
         if procs.is_main:
             save_contrastive(

@@ -42,6 +42,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -79,7 +80,6 @@ from .loop import (
     Processes,
     Progress,
     from_preset,
-    recorded_config,
     restore,
     save_training_state,
     seed_everything,
@@ -138,6 +138,8 @@ class EncoderTrainConfig(LoopConfig):
     def __post_init__(self) -> None:
         if not self.out_dir:
             self.out_dir = f"runs/{self.kind}"
+
+    RUN_ONLY: ClassVar[frozenset[str]] = LoopConfig.RUN_ONLY | {"threads", "eval_n"}  # not the weights
 
 
 PRESETS: dict[str, dict] = {
@@ -363,7 +365,6 @@ def train(cfg: EncoderTrainConfig) -> dict:
     objective = Objective(cfg, G, rec, aligner if cfg.use_align else None)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     seed_everything(cfg.seed, procs.rank)
-    same_run = recorded_config(cfg)
     step, wall_s, _ = restore(cfg, procs.rank, {"model": model}, {"opt": opt})
     generator_ref = export_generator(cfg.generator, G, cfg.out_dir, procs.is_main)
     data = TrainingData(cfg, G, cfg.image_size or G.size, procs.rank, procs.world_size)
@@ -376,7 +377,7 @@ def train(cfg: EncoderTrainConfig) -> dict:
     def checkpoint() -> None:
         _average_buffers(model, procs)  # BatchNorm statistics differ between processes: keep their mean
         wall = round(time.perf_counter() - t0, 1)
-        state = dict(config=same_run.to_dict(), step=step, model=model.state_dict(), opt=opt.state_dict())
+        state = dict(config=cfg.to_dict(), step=step, model=model.state_dict(), opt=opt.state_dict())
         save_training_state(cfg.out_dir, {**state, "wall_s": wall}, procs.rank)
         if procs.is_main:
             extra = dict(
@@ -385,7 +386,7 @@ def train(cfg: EncoderTrainConfig) -> dict:
                 step=step,
                 images_seen=step * world_batch,
                 wall_s=wall,
-                train_config=same_run.to_dict(),
+                train_config=cfg.to_dict(),
             )
             (save_clcae if cfg.kind == "clcae" else save_encoder)(export, model, **extra)
 

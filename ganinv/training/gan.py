@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +53,8 @@ class GANConfig(LoopConfig):
     mbstd_group: int = 4
     xflip: bool = False  # random horizontal flips of real images
     sample_every: int = 1000  # steps between sample grids written to out_dir
+
+    RUN_ONLY: ClassVar[frozenset[str]] = LoopConfig.RUN_ONLY | {"sample_every"}  # not the weights
 
 
 PRESETS: dict[str, dict] = {

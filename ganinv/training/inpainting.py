@@ -44,6 +44,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -61,7 +62,6 @@ from .loop import (
     Processes,
     Progress,
     from_preset,
-    recorded_config,
     requires_grad,
     restore,
     save_training_state,
@@ -103,6 +103,8 @@ class InpaintTrainConfig(LoopConfig):
     checkpoint_every: int = 500
     threads: int = 0  # torch.set_num_threads on CPU (0 = torch's default)
     eval_n: int = 0  # at the end, evaluate_inpainting on this many held-out faces per bucket (0 = off)
+
+    RUN_ONLY: ClassVar[frozenset[str]] = LoopConfig.RUN_ONLY | {"threads", "eval_n"}  # not the weights
 
 
 PRESETS: dict[str, dict] = {
@@ -289,7 +291,6 @@ def train(cfg: InpaintTrainConfig) -> dict:
     opt = torch.optim.Adam(params, lr=cfg.lr)
     d_opt = lazy_adam(D.parameters(), cfg.d_lr, cfg.r1_every) if D is not None else None
     seed_everything(cfg.seed, procs.rank)
-    same_run = recorded_config(cfg)
     # the saved model leaves out the frozen G ("G." keys): loaded non-strictly
     step, wall_s, state = restore(
         cfg, procs.rank, {"model": model, "D": D}, {"opt": opt, "d_opt": d_opt}, partial=("model",)
@@ -310,7 +311,7 @@ def train(cfg: InpaintTrainConfig) -> dict:
     def checkpoint() -> None:
         wall = round(time.perf_counter() - t0, 1)
         sd = {k: v for k, v in model.state_dict().items() if not k.startswith("G.")}
-        state = dict(config=same_run.to_dict(), step=step, d_steps=d_steps, model=sd, opt=opt.state_dict())
+        state = dict(config=cfg.to_dict(), step=step, d_steps=d_steps, model=sd, opt=opt.state_dict())
         if D is not None:
             state.update(D=D.state_dict(), d_opt=d_opt.state_dict())
         save_training_state(cfg.out_dir, {**state, "wall_s": wall}, procs.rank)

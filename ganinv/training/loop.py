@@ -14,6 +14,7 @@ import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -36,6 +37,12 @@ class LoopConfig:
     log_every: int = 10  # steps between progress-bar updates of the losses
     resume: bool = False  # continue from out_dir/training_state.pt when it exists
     progress: bool = True  # show a tqdm progress bar (main process only)
+
+    # Fields that steer a run (length, logging, checkpoints, device) but never change the trained weights: a
+    # resumed run may give them other values. Trainers add their own (e.g. ``threads``, ``eval_n``).
+    RUN_ONLY: ClassVar[frozenset[str]] = frozenset(
+        {"out_dir", "total_steps", "device", "checkpoint_every", "log_every", "resume", "progress"}
+    )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -148,7 +155,8 @@ def save_training_state(out_dir: str | os.PathLike, state: dict, rank: int = 0) 
 
 
 def load_training_state(out_dir: str | os.PathLike, config: LoopConfig, rank: int = 0) -> dict | None:
-    """The saved state for this process, or None if there is none; checks the config matches."""
+    """The saved state for this process, or None if there is none; checks the config matches (all fields
+    but ``config.RUN_ONLY``)."""
     path = state_path(out_dir, rank)
     if not path.exists():
         return None
@@ -159,22 +167,13 @@ def load_training_state(out_dir: str | os.PathLike, config: LoopConfig, rank: in
     if not isinstance(state, dict) or state.get("format") != "ganinv-training":
         raise CheckpointError(f"{path}: not a ganinv training state")
     saved, now = state["config"], config.to_dict()
-    ignore = {"total_steps", "resume", "progress", "checkpoint_every", "log_every", "sample_every", "device"}
-    ignore.add("out_dir")
-    diff = {k: (saved.get(k), v) for k, v in now.items() if k not in ignore and saved.get(k) != v}
+    diff = {k: (saved.get(k), v) for k, v in now.items() if k not in config.RUN_ONLY and saved.get(k) != v}
     if diff:
         raise CheckpointError(
             f"{path}: the saved run used a different config {diff} (saved, now); resume with the same "
             "settings or choose another out_dir"
         )
     return state
-
-
-def recorded_config(cfg: LoopConfig) -> LoopConfig:
-    """``cfg`` with the fields that do not change the trained weights (``threads`` and ``eval_n``, where the
-    config has them) set to 0: what a training state records and what a resumed run must match, so that a
-    run may resume with other values of those."""
-    return dataclasses.replace(cfg, **{k: 0 for k in ("threads", "eval_n") if hasattr(cfg, k)})
 
 
 def restore(
@@ -185,11 +184,11 @@ def restore(
     partial: Collection[str] = (),
 ) -> tuple[int, float, dict | None]:
     """Resume process ``rank`` from its training state in ``cfg.out_dir`` when ``cfg.resume`` and one exists
-    (its config must match :func:`recorded_config` of ``cfg``): load the state dicts saved under the names of
+    (its config must match ``cfg`` but for ``cfg.RUN_ONLY``): load the state dicts saved under the names of
     ``modules`` and ``optimizers`` (None entries are skipped; the modules named in ``partial`` non-strictly,
     e.g. a model saved without its frozen generator), then the RNG state. Returns ``(step, wall_s, state)``
     (``state`` for the trainer's other entries), or ``(0, 0.0, None)`` for a fresh start."""
-    state = load_training_state(cfg.out_dir, recorded_config(cfg), rank) if cfg.resume else None
+    state = load_training_state(cfg.out_dir, cfg, rank) if cfg.resume else None
     if state is None:
         return 0, 0.0, None
     for name, module in modules.items():

@@ -30,6 +30,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -42,7 +43,6 @@ from .loop import (
     Processes,
     Progress,
     from_preset,
-    recorded_config,
     restore,
     save_training_state,
     seed_everything,
@@ -91,6 +91,8 @@ class SFNTrainConfig(LoopConfig):
     noise_std: float = 0.03  # largest standard deviation of the added Gaussian noise (0 = off)
     threads: int = 0  # torch.set_num_threads on CPU (0 = leave torch's default)
     eval_n: int = 0  # at the end, evaluate on this many held-out faces and write eval.json (0 = off)
+
+    RUN_ONLY: ClassVar[frozenset[str]] = LoopConfig.RUN_ONLY | {"threads", "eval_n"}  # not the weights
 
 
 PRESETS: dict[str, dict] = {
@@ -251,7 +253,6 @@ def train(cfg: SFNTrainConfig) -> dict:
         model = model.to(memory_format=torch.channels_last)  # ~1.5x faster convolutions on CPU
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     seed_everything(cfg.seed, procs.rank)
-    same_run = recorded_config(cfg)  # threads and eval_n do not change the trained weights
     # wall_s: training seconds summed over all sessions of this run
     step, wall_s, _ = restore(cfg, procs.rank, {"model": model}, {"opt": opt})
 
@@ -265,7 +266,7 @@ def train(cfg: SFNTrainConfig) -> dict:
         save_training_state(
             cfg.out_dir,
             dict(
-                config=same_run.to_dict(),
+                config=cfg.to_dict(),
                 step=step,
                 model=model.state_dict(),
                 opt=opt.state_dict(),
