@@ -401,29 +401,62 @@ def _soft_key(k: str) -> bool:
     return k.startswith("noises.") or k.endswith(".kernel")
 
 
-def load_state_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str | Path) -> None:
-    """Strict load tolerating missing/extra ``noises.*`` and ``*.kernel`` buffers; CheckpointError else."""
-    own = model.state_dict()
+def _as_fp32(state_dict: Mapping[str, Any], source: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict with fp16 (or any floating) tensors cast to fp32; CheckpointError for non-tensors."""
     sd = {}
     for k, v in state_dict.items():
         if not isinstance(v, torch.Tensor):
             raise CheckpointError(f"{source}: state dict entry {k!r} is a {type(v).__name__}, not a tensor")
         sd[k] = v.float() if v.is_floating_point() else v
-    missing = [k for k in own if k not in sd]
-    extra = [k for k in sd if k not in own]
-    shapes = [
+    return sd
+
+
+def _mismatch(own: Mapping[str, torch.Tensor], sd: Mapping[str, torch.Tensor], ignore) -> list[str]:
+    """Missing keys, unexpected keys and shape mismatches of ``sd`` against ``own`` (keys for which
+    ``ignore(key)`` is true may be missing or extra)."""
+    problems = []
+    if missing := [k for k in own if k not in sd and not ignore(k)]:
+        problems.append(f"missing keys: {_short(missing)}")
+    if extra := [k for k in sd if k not in own and not ignore(k)]:
+        problems.append(f"unexpected keys: {_short(extra)}")
+    if shapes := [
         f"{k} {list(sd[k].shape)} vs {list(own[k].shape)}"
         for k in own
         if k in sd and sd[k].shape != own[k].shape
-    ]
-    problems = []
-    if hard := [k for k in missing if not _soft_key(k)]:
-        problems.append(f"missing keys: {_short(hard)}")
-    if hard := [k for k in extra if not _soft_key(k)]:
-        problems.append(f"unexpected keys: {_short(hard)}")
-    if shapes:
+    ]:
         problems.append(f"shape mismatches (file vs model): {_short(shapes)}")
-    if problems:
+    return problems
+
+
+def stored_config(ckpt: Mapping[str, Any], from_dict, source: str | Path, what: str):
+    """``from_dict(ckpt["config"])``, or a CheckpointError saying the stored ``what`` config is invalid."""
+    try:
+        return from_dict(ckpt["config"])
+    except (TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{source}: the stored {what} config is invalid ({e})") from None
+
+
+def load_state_strict(
+    model: nn.Module, state_dict: Mapping[str, Any], source: str | Path, skip_prefix: tuple[str, ...] = ()
+) -> None:
+    """Load a ganinv-format state dict (fp16 allowed) into ``model``: every key must match in name and shape,
+    except keys starting with ``skip_prefix`` (e.g. a frozen generator left out of the file), which keep the
+    model's values. CheckpointError naming the offending keys otherwise."""
+    sd = _as_fp32(state_dict, source)
+    own = model.state_dict()
+    if problems := _mismatch(own, sd, lambda k: k.startswith(skip_prefix) if skip_prefix else False):
+        raise CheckpointError(
+            f"{source}: state dict does not fit {type(model).__name__}: " + "; ".join(problems)
+        )
+    model.load_state_dict({**{k: v for k, v in own.items() if k not in sd}, **sd}, strict=True)
+
+
+def load_state_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str | Path) -> None:
+    """Strict load tolerating missing/extra ``noises.*`` and ``*.kernel`` buffers; CheckpointError else."""
+    own = model.state_dict()
+    sd = _as_fp32(state_dict, source)
+    missing = [k for k in own if k not in sd]
+    if problems := _mismatch(own, sd, _soft_key):
         raise CheckpointError(
             f"{source}: state dict does not fit {type(model).__name__}({model.config}): "
             + "; ".join(problems)

@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from ..checkpoints import load_checkpoint, load_state_strict, save_checkpoint, stored_config
 from .contrastive import ContrastiveAligner, pool_to
 from .encoders import EncoderConfig, FeaturePyramid, Map2Style, Pyramid, check_images
 from .layers import check_shape
@@ -417,14 +417,6 @@ def load_clcae(path_or_name: str | os.PathLike, device: str | torch.device = "cp
     """Load a :func:`save_clcae` file in eval mode: a path, a folder with ``clcae.pt`` or a bundled name.
     Raises :class:`~ganinv.checkpoints.CheckpointError` on any problem."""
     ckpt = load_checkpoint(path_or_name, "clcae")
-    try:
-        cfg = CLCAEConfig.from_dict(ckpt["config"])
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path_or_name}: the stored CLCAE config is invalid ({e})") from None
-    model = CLCAE(cfg)
-    sd = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
-    try:
-        model.load_state_dict(sd)
-    except RuntimeError as e:
-        raise CheckpointError(f"{path_or_name}: state dict does not fit CLCAE: {e}") from None
+    model = CLCAE(stored_config(ckpt, CLCAEConfig.from_dict, path_or_name, "CLCAE"))
+    load_state_strict(model, ckpt["state_dict"], path_or_name)
     return model.eval().to(device)

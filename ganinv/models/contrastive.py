@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from ..checkpoints import load_checkpoint, load_state_strict, save_checkpoint, stored_config
 from .encoders import EncoderConfig, FeaturePyramid, Map2Style, check_images
 from .layers import check_shape
 
@@ -297,14 +297,8 @@ def load_contrastive(
     """Load a stage-1 model frozen (eval mode, no gradients): a path, a folder with ``contrastive.pt`` or a
     bundled name. Raises :class:`CheckpointError` on any problem."""
     ckpt = load_checkpoint(path_or_name, "contrastive")
-    try:
-        cfg = ContrastiveModelConfig.from_dict(ckpt["config"])
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path_or_name}: the stored contrastive config is invalid ({e})") from None
-    model = ContrastiveAligner(cfg)
-    sd = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
-    try:
-        model.load_state_dict(sd)
-    except RuntimeError as e:
-        raise CheckpointError(f"{path_or_name}: state dict does not fit ContrastiveAligner: {e}") from None
+    model = ContrastiveAligner(
+        stored_config(ckpt, ContrastiveModelConfig.from_dict, path_or_name, "contrastive")
+    )
+    load_state_strict(model, ckpt["state_dict"], path_or_name)
     return model.eval().requires_grad_(False).to(device)

@@ -396,16 +396,15 @@ def save_encoder(path, encoder: PSPEncoder | E4EEncoder, **extra) -> None:
 
 def load_encoder(path, kind: str = "psp_encoder", device: str | torch.device = "cpu"):
     """Load a :func:`save_encoder` file of ``kind`` in eval mode; CheckpointError on any mismatch."""
-    from ..checkpoints import CheckpointError, load_checkpoint
+    from ..checkpoints import CheckpointError, load_checkpoint, load_state_strict, stored_config
 
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {sorted(_KINDS)}, got {kind!r}")
     ckpt = load_checkpoint(path, kind)
+    cfg = stored_config(ckpt, lambda c: WPlusEncoderConfig(**c), path, _KINDS[kind].__name__)
     try:
-        model = _KINDS[kind](WPlusEncoderConfig(**ckpt["config"]))
-        model.load_state_dict(
-            {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
-        )
-    except (TypeError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: does not fit {_KINDS[kind].__name__} ({e})") from None
+        model = _KINDS[kind](cfg)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: the stored {_KINDS[kind].__name__} config is invalid ({e})") from None
+    load_state_strict(model, ckpt["state_dict"], path)
     return model.eval().to(device)

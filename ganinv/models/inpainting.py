@@ -57,8 +57,10 @@ from ..checkpoints import (
     CheckpointError,
     load_checkpoint,
     load_generator,
+    load_state_strict,
     resolve_checkpoint,
     save_checkpoint,
+    stored_config,
 )
 from ..data.masks import check_mask
 from .encoders import EncoderConfig, Pyramid, WPlusEncoderConfig, _StyleEncoder, check_images
@@ -502,10 +504,7 @@ def load_inpainter(
     ``G`` defaults to the generator recorded at save time. Raises :class:`CheckpointError` on any problem."""
     path = resolve_checkpoint(path_or_name, KIND)
     ckpt = load_checkpoint(path, KIND)
-    try:
-        cfg = InpaintingConfig.from_dict(ckpt["config"])
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: the stored inpainting config is invalid ({e})") from None
+    cfg = stored_config(ckpt, InpaintingConfig.from_dict, path, "inpainting")
     if G is None:
         ref = ckpt.get("generator")
         if not isinstance(ref, str):
@@ -522,14 +521,5 @@ def load_inpainter(
         model = Inpainter(G.to(device), cfg)
     except ValueError as e:
         raise CheckpointError(f"{path}: {e}") from None
-    sd = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
-    try:
-        missing, unexpected = model.load_state_dict(sd, strict=False)
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: state dict does not fit Inpainter: {e}") from None
-    missing = [k for k in missing if not k.startswith("G.")]
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{path}: state dict does not fit Inpainter (missing {missing}, extra {unexpected})"
-        )
+    load_state_strict(model, ckpt["state_dict"], path, skip_prefix=("G.",))  # G is not in the file
     return model.eval().to(device)

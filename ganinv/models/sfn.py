@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from ..checkpoints import load_checkpoint, load_state_strict, save_checkpoint, stored_config
 from ..data import synthfaces as sf
 
 
@@ -220,20 +220,7 @@ def load_sfn(path_or_name: str | os.PathLike = "sfn", device: str | torch.device
     """Load an SFN in eval mode with gradients off: a path, a folder holding ``sfn.pt``, or a bundled name
     (``"sfn"`` is ``data/pretrained/sfn/sfn.pt``). Raises :class:`CheckpointError` on any problem."""
     ckpt = load_checkpoint(path_or_name, "sfn")
-    try:
-        cfg = SFNConfig.from_dict(ckpt["config"])
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path_or_name}: the stored SFN config is invalid ({e})") from None
-    model = SFN(cfg)
-    own = model.state_dict()
-    sd = ckpt["state_dict"]
-    missing, extra = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
-    shapes = [k for k in own if k in sd and sd[k].shape != own[k].shape]
-    if missing or extra or shapes:
-        raise CheckpointError(
-            f"{path_or_name}: state dict does not fit SFN({cfg}): missing {missing[:5]}, unexpected "
-            f"{extra[:5]}, shape mismatches {shapes[:5]}; re-save the model with save_sfn"
-        )
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+    model = SFN(stored_config(ckpt, SFNConfig.from_dict, path_or_name, "SFN"))
+    load_state_strict(model, ckpt["state_dict"], path_or_name)
     model.eval().requires_grad_(False)
     return model.to(device)
