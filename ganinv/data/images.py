@@ -208,7 +208,10 @@ def to_uint8(images):
     return np.clip(np.rint((a + 1) * 127.5), 0, 255).astype(np.uint8)
 
 
-def _grid_hwc(images: torch.Tensor, nrow: int, pad: int) -> np.ndarray:
+def grid_array(images, nrow: int = 8, pad: int = 2) -> np.ndarray:
+    """Images [N, C, H, W] in [-1, 1] (tensor or array; C = 1 or 3) -> one uint8 [rows, cols, 3] grid,
+    ``nrow`` images per row, white padding of ``pad`` pixels."""
+    images = torch.as_tensor(images)
     n, c, h, w = images.shape
     ncol = max(1, min(nrow, n))
     rows = (n + ncol - 1) // ncol
@@ -245,7 +248,7 @@ def save_image(images, path, nrow: int = 8, pad: int = 2) -> Path:
         raise ImageError(f"images to save must be float in [-1, 1], got dtype {x.dtype}")
     if isinstance(nrow, bool) or not isinstance(nrow, int) or nrow < 1:
         raise ValueError(f"nrow must be a positive integer, got {nrow!r}")
-    grid = _grid_hwc(x, nrow, pad if x.shape[0] > 1 else 0)
+    grid = grid_array(x, nrow, pad if x.shape[0] > 1 else 0)
     path = Path(path)
     if not path.suffix:
         raise ValueError(f"{path}: give a file extension (.png, .jpg, ...) to choose the format")

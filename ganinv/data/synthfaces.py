@@ -49,6 +49,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .images import grid_array
+
 __all__ = [
     "BINARY_ATTRIBUTES",
     "CATEGORICAL_FACTORS",
@@ -966,21 +968,6 @@ class SynthFaces(torch.utils.data.Dataset):
 # --------------------------------------------------------------------------------------------------
 
 
-def _grid(images: np.ndarray, nrow: int, pad: int = 2) -> np.ndarray:
-    """[N,3,S,S] in [-1,1] -> uint8 [H, W, 3] grid with white padding."""
-    n, _, s, _ = images.shape
-    ncol = min(nrow, n)
-    rows = (n + ncol - 1) // ncol
-    out = np.full((rows * (s + pad) + pad, ncol * (s + pad) + pad, 3), 255, dtype=np.uint8)
-    u8 = np.clip(np.rint((images + 1) * 127.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
-    for k in range(n):
-        r, c = divmod(k, ncol)
-        out[pad + r * (s + pad) : pad + r * (s + pad) + s, pad + c * (s + pad) : pad + c * (s + pad) + s] = (
-            u8[k]
-        )
-    return out
-
-
 def _upscale(grid: np.ndarray, scale: int) -> np.ndarray:
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale!r}")
@@ -1000,7 +987,7 @@ def save_sample_grid(path, seed: int = 0, n: int = 32, size: int = 64, nrow: int
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     images, _ = render(sample_factors(seed, np.arange(n)), size)
-    Image.fromarray(_upscale(_grid(images, nrow), scale)).save(path)
+    Image.fromarray(_upscale(grid_array(images, nrow), scale)).save(path)
     return path
 
 
@@ -1021,7 +1008,7 @@ def save_attribute_sheet(path, seed: int = 0, index: int = 0, size: int = 64, sc
         off, _ = render(edit_factors(one, **{name: 0}), size)
         on, _ = render(edit_factors(one, **{name: 1}), size)
         tiles += [off[0], on[0]]
-    grid = _upscale(_grid(np.stack(tiles), nrow=2), scale)
+    grid = _upscale(grid_array(np.stack(tiles), nrow=2), scale)
     label_w, head_h = 100, 18
     sheet = Image.new("RGB", (grid.shape[1] + label_w, grid.shape[0] + head_h), "white")
     sheet.paste(Image.fromarray(grid), (label_w, head_h))
