@@ -182,6 +182,32 @@ def cmd_eval_encoder(args: argparse.Namespace) -> None:
     print(json.dumps(result, indent=2))
 
 
+def cmd_eval_reconstruction(args: argparse.Namespace) -> None:
+    import json
+
+    from . import recon_eval
+    from .checkpoints import load_generator
+    from .models.sfn import load_sfn
+    from .training.contrastive import write_json
+
+    device = _device(args.device)
+    G = load_generator(args.generator, device=device).eval()
+    entries = recon_eval.default_entries(args.optim_steps, args.optim_n) if not args.entry else {}
+    for spec in args.entry or []:
+        name, entry = recon_eval.parse_entry(spec)
+        if entry.method.startswith("optim"):
+            entry.options, entry.n = {"steps": args.optim_steps}, args.optim_n
+        entries[name] = entry
+    sfn = load_sfn(args.sfn, device)
+    result = recon_eval.evaluate_reconstruction(entries, G, sfn, n=args.n, seed=args.seed)
+    result.update(generator=str(args.generator), sfn=str(args.sfn))
+    if args.json:
+        write_json(result, args.json)
+    print(recon_eval.markdown_table(result))
+    if not args.json:
+        print(json.dumps(result, indent=2))
+
+
 def cmd_eval_contrastive(args: argparse.Namespace) -> None:
     import json
 
@@ -402,6 +428,25 @@ def main(argv: list[str] | None = None) -> None:
     e.add_argument("--json", default=None, help="also write the results to this JSON file")
     e.add_argument("--device", default="auto")
     e.set_defaults(fn=cmd_eval_encoder)
+    e = eval_sub.add_parser(
+        "reconstruction", help="every inversion method on held-out SynthFaces (03_reconstruction.json)"
+    )
+    e.add_argument("--generator", default="synthfaces64", help="bundled name or path of the generator")
+    e.add_argument(
+        "--entry",
+        action="append",
+        metavar="NAME=METHOD[@ENCODER]",
+        help="a row (repeatable), e.g. 'clcae-f w/o L_align=clcae-f@runs/noalign/clcae.pt'; "
+        "default: every method with the bundled encoders",
+    )
+    e.add_argument("--sfn", default="sfn", help="SFN of LPIPS-SFN, ID-SFN and the factor read-out")
+    e.add_argument("-n", type=int, default=1000, help="held-out images")
+    e.add_argument("--optim-n", type=int, default=100, help="images for the optimisation methods (slow)")
+    e.add_argument("--optim-steps", type=int, default=300, help="steps of the optimisation methods")
+    e.add_argument("--seed", type=int, default=ENCODER_EVAL_SEED, help="held-out seed")
+    e.add_argument("--json", default=None, help="write the results to this JSON file")
+    e.add_argument("--device", default="auto")
+    e.set_defaults(fn=cmd_eval_reconstruction)
     e = eval_sub.add_parser("gan", help="FID-SFN vs SynthFaces, blurred-data scale, attribute frequencies")
     e.add_argument("--checkpoint", default="synthfaces64", help="bundled name or path of a generator")
     e.add_argument("--sfn", default="sfn", help="bundled name or path of the SFN used for the metrics")

@@ -1,0 +1,205 @@
+"""The reconstruction benchmark: every inversion method on the same held-out SynthFaces images.
+
+CLCAE (CVPR 2023) compares inversion methods by reconstruction fidelity (its Tab. 1: MSE, LPIPS, SSIM, ID);
+this module does the same in the embedded world and adds what only a synthetic world can measure, the
+**factor error**: the bundled SFN reads every factor of the reconstruction and the read-out is compared with
+the *ground truth* the renderer drew the input from. The SFN's error on the inputs themselves is reported as
+the floor (``"input"``), so a method's factor error above it is what the inversion lost.
+
+Factor error of one image, per factor (all in [0, 1]): binary attributes and the categorical hair style
+score 1 when the read-out class differs from the truth; continuous factors score ``|read - truth| / (high -
+low)``. ``factor_error`` is their mean over the 17 factors.
+
+``ganinv eval reconstruction`` writes ``figures/03_reconstruction.json`` with :func:`evaluate_reconstruction`;
+notebook 03 shows the table (:func:`markdown_table`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .data import synthfaces as sf
+from .inversion import check_method, invert, resolve_encoder
+from .metrics import id_similarity, lpips_features, mse, psnr, ssim, summarize
+from .models.contrastive import pool_to
+from .training.gan_eval import EVAL_SEED
+
+METRIC_KEYS = ("mse", "psnr", "ssim", "lpips_sfn", "id_sfn", "factor_error", "seconds_per_image")
+LOWER_IS_BETTER = {"mse": True, "psnr": False, "ssim": False, "lpips_sfn": True, "id_sfn": False,
+                   "factor_error": True, "seconds_per_image": True}  # fmt: skip
+
+
+@dataclass
+class Entry:
+    """One row of the benchmark: an :func:`ganinv.inversion.invert` call.
+
+    ``method`` one of :data:`ganinv.inversion.METHODS`; ``encoder`` a module, checkpoint path or bundled name
+    (encoder methods; None = the bundled one of the generator); ``options`` further ``invert`` keywords
+    (e.g. ``steps`` of the optimisation methods); ``n`` evaluate only the first ``n`` images (slow methods;
+    None = all of them).
+    """
+
+    method: str
+    encoder: object = None
+    options: dict = field(default_factory=dict)
+    n: int | None = None
+
+
+def held_out(n: int, size: int, seed: int = EVAL_SEED) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` SynthFaces of ``seed`` (never training data): images [n, 3, size, size] in [-1, 1] and their
+    ground-truth factors [n, len(FACTORS)] in :data:`~ganinv.data.synthfaces.FACTORS` order."""
+    batch = sf.SynthFaces(size=size, seed=seed, length=n).get_batch(range(n))
+    return batch["image"].float(), batch["factors"].float()
+
+
+@torch.no_grad()
+def factor_errors(sfn: nn.Module, images: torch.Tensor, factors: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``{factor: [N]}`` per-image errors of the SFN read-out of ``images`` [N, 3, S, S] against the true
+    ``factors`` [N, len(FACTORS)] (see the module docstring), plus ``"factor_error"``, their mean."""
+    if factors.ndim != 2 or factors.shape != (images.shape[0], len(sf.FACTORS)):
+        raise ValueError(
+            f"factors must be [N, {len(sf.FACTORS)}] for {images.shape[0]} images, got {list(factors.shape)}"
+        )
+    read = sfn.attributes(images)
+    factors = factors.to(images.device)
+    errors: dict[str, torch.Tensor] = {}
+    for i, factor in enumerate(sf.FACTORS):
+        truth, value = factors[:, i], read[factor.name].float()
+        if factor.kind == "binary":
+            errors[factor.name] = ((value > 0.5).float() != truth.round()).float()
+        elif factor.kind == "categorical":
+            errors[factor.name] = (value != truth.round()).float()
+        else:
+            errors[factor.name] = (value - truth).abs() / (factor.high - factor.low)
+    errors["factor_error"] = torch.stack(list(errors.values())).mean(0)
+    return errors
+
+
+@torch.no_grad()
+def _scores(image: torch.Tensor, x: torch.Tensor, factors: torch.Tensor, sfn: nn.Module) -> dict:
+    """Per-image metric tensors of reconstructions ``image`` against inputs ``x`` (both [N, 3, S, S])."""
+    errors = factor_errors(sfn, image, factors)
+    return {
+        "mse": mse(image, x),
+        "psnr": psnr(image, x),
+        "ssim": ssim(image, x),
+        "lpips_sfn": lpips_features(image, x, sfn),
+        "id_sfn": id_similarity(image, x, sfn),
+        "factor_error": errors.pop("factor_error"),
+        **{f"factor_error/{k}": v for k, v in errors.items()},
+    }
+
+
+def _finish(values: dict[str, list[torch.Tensor]], n: int) -> dict:
+    out = summarize({k: torch.cat(v).float() for k, v in values.items() if "/" not in k})
+    out["factor_error_by_factor"] = {
+        k.split("/", 1)[1]: float(torch.cat(v).float().mean()) for k, v in values.items() if "/" in k
+    }
+    return {"n": n, **out}
+
+
+def evaluate_reconstruction(
+    entries: Mapping[str, Entry],
+    G: nn.Module,
+    sfn: nn.Module,
+    n: int = 1000,
+    seed: int = EVAL_SEED,
+    batch_size: int = 100,
+    progress: bool = True,
+) -> dict:
+    """Score every entry on the first ``n`` held-out SynthFaces of ``seed`` (an entry's own ``n`` may cut
+    that). Reconstructions are clamped to [-1, 1] as saved images would be. Returns ``{"n", "seed",
+    "image_size", "input": the SFN floor, "methods": {name: {"method", "n", <METRIC_KEYS>, "*_std",
+    "factor_error_by_factor"}}}``."""
+    if n < 1 or batch_size < 1:
+        raise ValueError(f"need n >= 1 and batch_size >= 1, got n={n}, batch_size={batch_size}")
+    for name, entry in entries.items():
+        check_method(entry.method)
+        if entry.n is not None and entry.n < 1:
+            raise ValueError(f"entry {name!r}: n must be >= 1 or None, got {entry.n}")
+    dev = G.w_avg.device
+    size = G.size
+    x_all, factors_all = held_out(n, size, seed)
+    floor: dict[str, list] = {}
+    for s in range(0, n, batch_size):
+        x, fac = x_all[s : s + batch_size].to(dev), factors_all[s : s + batch_size]
+        for k, v in factor_errors(sfn, x, fac).items():
+            floor.setdefault(k if k == "factor_error" else f"factor_error/{k}", []).append(v.cpu())
+    result: dict = {"n": n, "seed": seed, "image_size": size, "input": _finish(floor, n), "methods": {}}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        total = sum(min(n, e.n or n) for e in entries.values())
+        bar = tqdm(total=total, desc="reconstruction", unit="img")
+    for name, entry in entries.items():
+        m = min(n, entry.n or n)
+        encoder = entry.encoder
+        if not entry.method.startswith("optim"):
+            encoder = resolve_encoder(entry.method, encoder if encoder is not None else "synthfaces64", dev)
+        values: dict[str, list] = {}
+        seconds = 0.0
+        for s in range(0, m, batch_size):
+            x = x_all[s : min(s + batch_size, m)].to(dev)
+            fac = factors_all[s : min(s + batch_size, m)]
+            start = time.perf_counter()
+            res = invert(x, entry.method, generator=G, encoder=encoder, **entry.options)
+            seconds += time.perf_counter() - start
+            image = pool_to(res.image, size).clamp(-1, 1)
+            for k, v in _scores(image, x, fac, sfn).items():
+                values.setdefault(k, []).append(v.cpu())
+            if bar is not None:
+                bar.update(x.shape[0])
+                bar.set_postfix(method=name)
+        row = _finish(values, m)
+        row["seconds_per_image"] = seconds / m
+        result["methods"][name] = {"method": entry.method, **row, "options": dict(entry.options)}
+    if bar is not None:
+        bar.close()
+    return result
+
+
+def default_entries(optim_steps: int = 300, optim_n: int | None = 100) -> dict[str, Entry]:
+    """Every method of :data:`~ganinv.inversion.METHODS` with the bundled encoders; the optimisation
+    methods with ``optim_steps`` steps on the first ``optim_n`` images (they cost seconds per image)."""
+    entries = {}
+    for method in ("optim-w", "optim-w+"):
+        entries[method] = Entry(method, options={"steps": optim_steps}, n=optim_n)
+    for method in ("psp", "e4e", "clcae-w", "clcae-w+", "clcae-f"):
+        entries[method] = Entry(method)
+    return entries
+
+
+def parse_entry(spec: str) -> tuple[str, Entry]:
+    """``NAME=METHOD[@ENCODER]`` (the ``--entry`` option) -> (NAME, Entry); ValueError explains the form."""
+    name, sep, rest = spec.partition("=")
+    method, _, encoder = rest.partition("@")
+    if not sep or not name or not method:
+        raise ValueError(f"--entry {spec!r}: expected NAME=METHOD[@ENCODER], e.g. 'F=clcae-f@runs/clcae.pt'")
+    check_method(method)
+    if encoder and method.startswith("optim"):
+        raise ValueError(f"--entry {spec!r}: method {method!r} takes no encoder")
+    return name, Entry(method, encoder or None)
+
+
+def markdown_table(result: dict, keys: tuple[str, ...] = METRIC_KEYS) -> str:
+    """The ``methods`` of a :func:`evaluate_reconstruction` result as a Markdown table (best value bold),
+    with the SFN floor of the factor error as the last row."""
+    rows = result["methods"]
+    best = {}
+    for k in keys:
+        vals = [r[k] for r in rows.values()]
+        best[k] = min(vals) if LOWER_IS_BETTER[k] else max(vals)
+    lines = ["| method | n | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+    for name, r in rows.items():
+        cells = [f"**{r[k]:.4g}**" if r[k] == best[k] else f"{r[k]:.4g}" for k in keys]
+        lines.append(f"| {name} | {r['n']} | " + " | ".join(cells) + " |")
+    floor = ["—"] * len(keys)
+    floor[keys.index("factor_error")] = f"{result['input']['factor_error']:.4g}"
+    lines.append(f"| input (SFN floor) | {result['n']} | " + " | ".join(floor) + " |")
+    return "\n".join(lines)

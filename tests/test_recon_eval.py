@@ -1,0 +1,129 @@
+"""ganinv.recon_eval: factor error against ground truth, the benchmark over inversion methods, its table and
+the `ganinv eval reconstruction` command."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from ganinv import recon_eval
+from ganinv.checkpoints import save_generator
+from ganinv.cli import main
+from ganinv.data import synthfaces as sf
+from ganinv.metrics import id_similarity, mse
+from ganinv.models.contrastive import pool_to
+from ganinv.models.encoders import PSPEncoder, WPlusEncoderConfig, save_encoder
+from ganinv.models.sfn import SFN, SFNConfig
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+class Reader(nn.Module):
+    """An SFN stand-in whose read-out is fixed (to test the error arithmetic alone)."""
+
+    def __init__(self, read: dict) -> None:
+        super().__init__()
+        self.read = read
+
+    def attributes(self, x):
+        return self.read
+
+
+def truth_read(factors: torch.Tensor) -> dict:
+    read = {}
+    for i, f in enumerate(sf.FACTORS):
+        col = factors[:, i].clone()
+        read[f.name] = col.long() if f.kind == "categorical" else col
+    return read
+
+
+def test_factor_errors_are_zero_for_the_truth_and_count_each_kind_of_miss():
+    images, factors = recon_eval.held_out(3, 32)
+    assert images.shape == (3, 3, 32, 32) and factors.shape == (3, len(sf.FACTORS))
+    errors = recon_eval.factor_errors(Reader(truth_read(factors)), images, factors)
+    assert set(errors) == set(sf.FACTOR_NAMES) | {"factor_error"}
+    assert all(float(v.abs().max()) == 0 for v in errors.values())
+    read = truth_read(factors)
+    read["smiling"][0] = 1 - read["smiling"][0]  # a wrong binary read-out: error 1
+    read["yaw"][1] = read["yaw"][1] + 0.5  # yaw lives on [-1, 1]: error 0.5 / 2
+    read["hair_style"][2] = (read["hair_style"][2] + 1) % 4  # wrong class: error 1
+    errors = recon_eval.factor_errors(Reader(read), images, factors)
+    assert errors["smiling"].tolist() == [1, 0, 0]
+    torch.testing.assert_close(errors["yaw"], torch.tensor([0.0, 0.25, 0.0]))
+    assert errors["hair_style"].tolist() == [0, 0, 1]
+    n = len(sf.FACTORS)
+    torch.testing.assert_close(errors["factor_error"], torch.tensor([1 / n, 0.25 / n, 1 / n]))
+    with pytest.raises(ValueError, match="factors must be"):
+        recon_eval.factor_errors(Reader(read), images, factors[:, :3])
+
+
+@pytest.fixture(scope="module")
+def tiny(G):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        enc = PSPEncoder(WPlusEncoderConfig.for_generator(G, backbone="tiny", zero_init=False)).eval()
+        sfn = SFN(SFNConfig(size=32, widths=(4, 8), embed_dim=8)).eval()
+    enc.set_w_avg(G.get_w_avg())
+    return enc, sfn
+
+
+def test_benchmark_scores_each_entry_on_the_same_held_out_images(G, tiny):
+    enc, sfn = tiny
+    entries = {
+        "psp": recon_eval.Entry("psp", enc),
+        "optim-w (2 steps)": recon_eval.Entry("optim-w", options={"steps": 2}, n=2),
+    }
+    result = recon_eval.evaluate_reconstruction(entries, G, sfn, n=3, batch_size=2, progress=False)
+    assert result["n"] == 3 and result["image_size"] == 32 and list(result["methods"]) == list(entries)
+    psp, optim = result["methods"]["psp"], result["methods"]["optim-w (2 steps)"]
+    assert psp["n"] == 3 and optim["n"] == 2 and optim["options"] == {"steps": 2}
+    for row in (psp, optim):
+        for key in recon_eval.METRIC_KEYS:
+            assert key in row, key
+        assert set(row["factor_error_by_factor"]) == set(sf.FACTOR_NAMES)
+        assert row["seconds_per_image"] > 0
+    # the numbers are those of the encoder's own reconstruction of the held-out images
+    x, factors = recon_eval.held_out(3, 32)
+    with torch.no_grad():
+        image = pool_to(G.synthesis(enc(x), noise_mode="const"), 32).clamp(-1, 1)
+        identity = id_similarity(image, x, sfn).mean()
+    assert psp["mse"] == pytest.approx(float(mse(image, x).mean()), rel=1e-5)
+    assert psp["id_sfn"] == pytest.approx(float(identity), rel=1e-5)
+    errors = recon_eval.factor_errors(sfn, image, factors)
+    assert psp["factor_error"] == pytest.approx(float(errors["factor_error"].mean()), rel=1e-5)
+    floor = recon_eval.factor_errors(sfn, x, factors)["factor_error"].mean()
+    assert result["input"]["factor_error"] == pytest.approx(float(floor), rel=1e-5)
+    table = recon_eval.markdown_table(result)
+    assert table.count("\n") == 4 and "input (SFN floor)" in table
+    best_mse = min(psp["mse"], optim["mse"])
+    assert f"**{best_mse:.4g}**" in table
+
+
+def test_entries_and_bad_arguments(G, tiny):
+    name, entry = recon_eval.parse_entry("no align=clcae-f@runs/x/clcae.pt")
+    assert name == "no align" and entry.method == "clcae-f" and entry.encoder == "runs/x/clcae.pt"
+    assert recon_eval.parse_entry("w=optim-w")[1].encoder is None
+    for bad, match in [("clcae-f", "NAME=METHOD"), ("a=nope", "unknown inversion method"),
+                       ("a=optim-w@enc.pt", "takes no encoder")]:  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            recon_eval.parse_entry(bad)
+    entries = recon_eval.default_entries(optim_steps=7, optim_n=5)
+    assert set(entries) == {"optim-w", "optim-w+", "psp", "e4e", "clcae-w", "clcae-w+", "clcae-f"}
+    assert entries["optim-w+"].options == {"steps": 7} and entries["optim-w+"].n == 5
+    with pytest.raises(ValueError, match="n must be"):
+        recon_eval.evaluate_reconstruction({"p": recon_eval.Entry("psp", tiny[0], n=0)}, G, tiny[1], n=2)
+
+
+def test_cli_writes_the_json(G, tiny, tmp_path, capsys):
+    gen, enc = tmp_path / "g.pt", tmp_path / "psp.pt"
+    save_generator(gen, G)
+    save_encoder(enc, tiny[0])
+    out = tmp_path / "03.json"
+    main(["eval", "reconstruction", "--generator", str(gen), "--entry", f"pSp=psp@{enc}", "--entry",
+          "W=optim-w", "-n", "2", "--optim-n", "1", "--optim-steps", "2", "--json", str(out),
+          "--device", "cpu"])  # fmt: skip
+    result = json.loads(out.read_text())
+    assert list(result["methods"]) == ["pSp", "W"] and result["methods"]["W"]["n"] == 1
+    assert result["methods"]["W"]["options"] == {"steps": 2} and result["generator"] == str(gen)
+    assert "| pSp | 2 |" in capsys.readouterr().out
