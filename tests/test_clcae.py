@@ -101,6 +101,18 @@ def test_single_token_attention_is_a_linear_map_of_the_token_and_multi_token_is_
     assert not torch.allclose(attn(q1, kv6, kv6), attn(q2, kv6, kv6), atol=1e-4)
 
 
+def test_attention_weights_are_the_ones_forward_uses():
+    attn = AttentionBlock(16, 8, heads=4, ffn=32, dropout=0.0).eval().attn
+    q, kv = torch.randn(3, 2, 16), torch.randn(3, 6, 8)
+    a = attn.weights(q, kv)  # [3, 4, 2, 6]
+    assert a.shape == (3, 4, 2, 6)
+    torch.testing.assert_close(a.sum(-1), torch.ones(3, 4, 2))
+    v = attn.v(kv).view(3, 6, 4, 4).transpose(1, 2)  # [N, heads, Lk, d_head]
+    mixed = (a @ v).transpose(1, 2).reshape(3, 2, 16)
+    torch.testing.assert_close(attn.out(mixed), attn(q, kv, kv), rtol=1e-5, atol=1e-6)
+    assert torch.all(attn.weights(q, kv[:, :1]) == 1)  # one token: weight 1 whatever the query
+
+
 @pytest.mark.parametrize("attention", ["single", "multi"])
 def test_query_and_key_projections_get_gradient_only_with_multi_token_attention(G, attention):
     model = make(G, attention=attention, zero_init=False, dropout=0.0)

@@ -161,6 +161,15 @@ class CrossAttention(nn.Module):
         )
         return self.out(o.transpose(1, 2).reshape(n, lq, dim))
 
+    @torch.no_grad()
+    def weights(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        """The attention weights softmax(q k^T / sqrt(d_head)) of :meth:`forward`, for looking at them:
+        [N, heads, Lq, Lk], each row sums to 1 (forward computes them fused and never stores them)."""
+        n, h = query.shape[0], self.heads
+        q = self.q(query).view(n, query.shape[1], h, -1).transpose(1, 2)  # [N, heads, Lq, d_head]
+        k = self.k(key).view(n, key.shape[1], h, -1).transpose(1, 2)  # [N, heads, Lk, d_head]
+        return torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1)
+
 
 class AttentionBlock(nn.Module):
     """The release's ``CrossAttention`` layer (a post-norm DETR decoder layer without self-attention):
