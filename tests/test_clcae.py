@@ -12,6 +12,7 @@ from ganinv.models.clcae import (
     AttentionBlock,
     CLCAEConfig,
     CLCAEOutput,
+    attention_maps,
     edit_feature,
     f_blend_at,
     load_clcae,
@@ -111,6 +112,23 @@ def test_attention_weights_are_the_ones_forward_uses():
     mixed = (a @ v).transpose(1, 2).reshape(3, 2, 16)
     torch.testing.assert_close(attn.out(mixed), attn(q, kv, kv), rtol=1e-5, atol=1e-6)
     assert torch.all(attn.weights(q, kv[:, :1]) == 1)  # one token: weight 1 whatever the query
+
+
+def test_attention_maps_of_the_multi_token_model(G):
+    model = make(G, attention="multi", zero_init=False).eval()
+    x = images(2)
+    maps = attention_maps(model, x)
+    assert len(maps["wplus"]) == G.n_latent
+    for i, m in enumerate(maps["wplus"]):
+        s = getattr(model.backbone(x - model.image_avg), model._level_name(i)).shape[-1]
+        assert m.shape == (2, s, s)
+        torch.testing.assert_close(m.sum((1, 2)), torch.ones(2))
+    fine = model.backbone(x - model.image_avg).fine
+    assert maps["f"].shape == (2, G.n_latent, *fine.shape[-2:])
+    torch.testing.assert_close(maps["f"].sum(1), torch.ones(2, *fine.shape[-2:]))
+    assert maps["wplus"][0].std() > 0  # the maps depend on the position
+    with pytest.raises(ValueError, match="only for attention='multi'"):
+        attention_maps(make(G), x)
 
 
 @pytest.mark.parametrize("attention", ["single", "multi"])

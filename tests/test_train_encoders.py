@@ -145,6 +145,8 @@ def test_alignment_term_only_when_enabled_and_its_model_stays_frozen(G, contrast
 def test_training_with_the_alignment_loss_logs_it(tmp_path, contrastive_file):
     result = te.train(tiny(tmp_path, "run", use_align=True, contrastive=contrastive_file, total_steps=2))
     assert result["align"] > 0 and {"w", "w+", "f", "freg", "loss"} <= set(result)
+    assert [h["step"] for h in result["history"]] == [1, 2]  # the tiny preset logs every step
+    assert result["history"][-1]["loss"] == result["loss"]
     ckpt = load_checkpoint(tmp_path / "run" / "clcae.pt", "clcae")
     assert ckpt["contrastive"] == contrastive_file and ckpt["generator"] == str(
         tmp_path / "run" / "generator.pt"

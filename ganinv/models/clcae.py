@@ -400,6 +400,38 @@ def edit_feature(
     return f + own_feature(G, w_plus_edited, f_res, noise_mode) - own_feature(G, w_plus, f_res, noise_mode)
 
 
+@torch.no_grad()
+def attention_maps(model: CLCAE, image: torch.Tensor) -> dict[str, object]:
+    """Where the multi-token cross-attention looks, averaged over heads (for figures):
+    ``"wplus"``: a list of ``n_latent`` maps [N, s_i, s_i], layer i's query w_off over the s_i x s_i tokens
+    of its pyramid level; ``"f"``: [N, n_latent, h, w], for each T3 pixel its weight on each w+ token.
+    ValueError for ``attention="single"`` (one key per query: every weight is 1)."""
+    cfg = model.cfg
+    if cfg.attention != "multi" or not (cfg.use_wplus_attention or cfg.use_f_attention):
+        raise ValueError(
+            "attention maps exist only for attention='multi' with an attention module; the single-token "
+            "release attends over one token, whose weight is always 1"
+        )
+    check_images(image, cfg.backbone.in_channels, cfg.backbone.size)
+    pyramid = model.backbone(image - model.image_avg)
+    w_off = model.w_head(pyramid.coarse)  # [N, style_dim]
+    maps: dict[str, object] = {"wplus": None, "f": None}
+    if cfg.use_wplus_attention:
+        maps["wplus"] = []
+        for i, block in enumerate(model.wplus_blocks):
+            level = getattr(pyramid, model._level_name(i))  # [N, C, s, s]
+            keys = level.flatten(2).transpose(1, 2) + model.pos[model._level_name(i)]  # [N, s*s, C]
+            a = block.attn.weights(w_off.unsqueeze(1), keys).mean(1)[:, 0]  # [N, s*s]
+            maps["wplus"].append(a.view(-1, *level.shape[-2:]))
+    if cfg.use_f and cfg.use_f_attention:
+        kv = model(image).w_plus - model.w_avg  # [N, n_latent, style_dim]
+        n, _, h, wd = pyramid.fine.shape
+        pixels = pyramid.fine.flatten(2).transpose(1, 2)  # [N, h*w, C]
+        a = model.f_block.attn.weights(pixels, kv + model.layer_embed).mean(1)  # [N, h*w, n_latent]
+        maps["f"] = a.transpose(1, 2).reshape(n, -1, h, wd)
+    return maps
+
+
 def f_blend_at(step: int, ramp_steps: int, restart: bool = False) -> float:
     """Blend factor s of f at a training step: ``min(1, step / ramp_steps)`` (1 when ``ramp_steps <= 0``).
 

@@ -352,7 +352,8 @@ class Objective:
 
 def train(cfg: EncoderTrainConfig) -> dict:
     """Train (or resume) one encoder; writes ``training_state.pt``, the export (:data:`EXPORT_FILES`; plus
-    ``generator.pt`` for "tiny-random") and, if ``eval_n``, ``eval.json`` into ``cfg.out_dir``."""
+    ``generator.pt`` for "tiny-random") and, if ``eval_n``, ``eval.json`` into ``cfg.out_dir``. Returns
+    ``{"step", "wall_s", <last logged terms>, "history": [{"step", <terms>}, ...], "eval"?}``."""
     check_config(cfg)
     procs = Processes(cfg.device, cfg.threads)
     dev = procs.device
@@ -372,6 +373,7 @@ def train(cfg: EncoderTrainConfig) -> dict:
     world_batch = cfg.batch_size * procs.world_size
     bar = Progress(cfg.total_steps, step, world_batch, cfg.progress and procs.is_main, f"train {cfg.kind}")
     logs: dict[str, float] = {}
+    history: list[dict] = []  # the logged terms of this call, one dict per log step
     export = Path(cfg.out_dir) / EXPORT_FILES[cfg.kind]
 
     def checkpoint() -> None:
@@ -403,11 +405,12 @@ def train(cfg: EncoderTrainConfig) -> dict:
         log = step % cfg.log_every == 0 or step == cfg.total_steps
         if log:
             logs = {k: v.item() for k, v in terms.items()}
+            history.append({"step": step, **logs})
         bar.update(logs if log else None)
         if step % cfg.checkpoint_every == 0 or step == cfg.total_steps:
             checkpoint()
     bar.close()
-    result: dict = {"step": step, "wall_s": round(time.perf_counter() - t0, 1), **logs}
+    result: dict = {"step": step, "wall_s": round(time.perf_counter() - t0, 1), **logs, "history": history}
     if procs.is_main and cfg.eval_n > 0:
         ev = evaluate_encoder(model, G, rec.feature_net or load_sfn("sfn", dev), n=cfg.eval_n)
         result["eval"] = ev
