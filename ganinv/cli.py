@@ -201,9 +201,75 @@ def cmd_eval_reconstruction(args: argparse.Namespace) -> None:
     sfn = load_sfn(args.sfn, device)
     result = recon_eval.evaluate_reconstruction(entries, G, sfn, n=args.n, seed=args.seed)
     result.update(generator=str(args.generator), sfn=str(args.sfn))
+    if args.add:
+        if not args.json or not Path(args.json).is_file():
+            raise ValueError("--add needs an existing --json file to add the rows to")
+        result = recon_eval.merge_results(json.loads(Path(args.json).read_text()), result)
     if args.json:
         write_json(result, args.json)
     print(recon_eval.markdown_table(result))
+    if not args.json:
+        print(json.dumps(result, indent=2))
+
+
+def cmd_train_directions(args: argparse.Namespace) -> None:
+    from .checkpoints import load_generator, pretrained_dir
+    from .edit_eval import fit_directions
+    from .editing import save_directions, sfn_reader
+    from .inversion import _bundled
+    from .models.sfn import load_sfn
+
+    name = _bundled(args.generator)
+    if args.out is None and name is None:
+        raise ValueError("--out is required when --generator is a path (a bundled name defaults to "
+                         "data/pretrained/<name>/directions.pt)")  # fmt: skip
+    out = Path(args.out) if args.out is not None else pretrained_dir() / name / "directions.pt"
+    device = _device(args.device)
+    G = load_generator(args.generator, device=device).eval()
+    if args.layers is not None and not 0 <= args.layers[0] < args.layers[1] <= G.n_latent:
+        raise ValueError(f"--layers must satisfy 0 <= START < END <= {G.n_latent}, got {args.layers}")
+    reader = sfn_reader(load_sfn(args.sfn, device))
+    dirs = fit_directions(
+        G, reader, n=args.n, components=args.components, seed=args.seed, pca_n=args.pca_n,
+        ambiguous=args.ambiguous, layers=tuple(args.layers) if args.layers else None,
+        generator=str(args.generator),
+    )  # fmt: skip
+    save_directions(out, dirs, generator=str(args.generator), generator_config=G.config)
+    print(f"wrote {len(dirs)} directions ({', '.join(dirs)}) to {out}")
+
+
+def cmd_eval_editing(args: argparse.Namespace) -> None:
+    import json
+
+    import matplotlib.pyplot as plt
+
+    from . import edit_eval, recon_eval
+    from .checkpoints import load_generator
+    from .editing import load_directions
+    from .models.sfn import load_sfn
+    from .training.contrastive import write_json
+
+    device = _device(args.device)
+    G = load_generator(args.generator, device=device).eval()
+    directions = load_directions(args.directions or args.generator, G)
+    entries = recon_eval.default_entries(args.optim_steps, args.optim_n) if not args.entry else {}
+    for spec in args.entry or []:
+        name, entry = recon_eval.parse_entry(spec)
+        if entry.method.startswith("optim"):
+            entry.options, entry.n = {"steps": args.optim_steps}, args.optim_n
+        entries[name] = entry
+    sfn = load_sfn(args.sfn, device)
+    result = edit_eval.evaluate_editing(
+        entries, G, sfn, directions, attributes=args.attributes, strengths=args.strengths, n=args.n,
+        seed=args.seed, batch_size=args.batch_size,
+    )  # fmt: skip
+    result.update(generator=str(args.generator), directions_file=str(args.directions or args.generator),
+                  sfn=str(args.sfn))  # fmt: skip
+    if args.json:
+        write_json(result, args.json)
+    if args.figure:
+        plt.close(edit_eval.tradeoff_figure(result, args.figure))
+    print(edit_eval.markdown_table(result))
     if not args.json:
         print(json.dumps(result, indent=2))
 
@@ -393,6 +459,22 @@ def main(argv: list[str] | None = None) -> None:
     add_config_arguments(t, InpaintTrainConfig)
     t.set_defaults(fn=cmd_train_inpaint)
 
+    t = train_sub.add_parser(
+        "directions", help="InterFaceGAN directions of the SFN attributes + GANSpace PCs (directions.pt)"
+    )
+    t.add_argument("--generator", default="synthfaces64", help="bundled name or path of the generator")
+    t.add_argument("--sfn", default="sfn", help="SFN whose binary attributes label the samples")
+    t.add_argument("--n", "-n", type=int, default=4000, help="labelled samples for InterFaceGAN")
+    t.add_argument("--components", type=int, default=10, help="GANSpace principal components")
+    t.add_argument("--pca-n", type=int, default=10000, help="sampled w for the PCA")
+    t.add_argument("--ambiguous", type=float, default=0.2, help="drop samples with |P - 0.5| below this")
+    t.add_argument("--layers", type=int, nargs=2, default=None, metavar=("START", "END"),
+                   help="w+ layers [START, END) of the GANSpace edits (default: all)")  # fmt: skip
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", default=None, help="default: data/pretrained/<generator>/directions.pt")
+    t.add_argument("--device", default="auto")
+    t.set_defaults(fn=cmd_train_directions)
+
     p = sub.add_parser("eval", help="evaluate a model on held-out data (see `ganinv eval sfn --help`)")
     eval_sub = p.add_subparsers(dest="model", required=True)
     e = eval_sub.add_parser("sfn", help="held-out attribute accuracy / R^2 and identity retrieval of SFN")
@@ -445,8 +527,32 @@ def main(argv: list[str] | None = None) -> None:
     e.add_argument("--optim-steps", type=int, default=300, help="steps of the optimisation methods")
     e.add_argument("--seed", type=int, default=ENCODER_EVAL_SEED, help="held-out seed")
     e.add_argument("--json", default=None, help="write the results to this JSON file")
+    e.add_argument(
+        "--add", action="store_true", help="add the rows to the existing --json file (same images, G, SFN)"
+    )
     e.add_argument("--device", default="auto")
     e.set_defaults(fn=cmd_eval_reconstruction)
+    e = eval_sub.add_parser(
+        "editing", help="edits in W / W+ / F of every inversion method against ground truth (04_editing.json)"
+    )
+    e.add_argument("--generator", default="synthfaces64", help="bundled name or path of the generator")
+    e.add_argument("--directions", default=None, help="bundled name or path of a directions.pt (default: "
+                   "the generator's)")  # fmt: skip
+    e.add_argument("--entry", action="append", metavar="NAME=METHOD[@ENCODER]",
+                   help="a row (repeatable); default: every method with the bundled encoders")  # fmt: skip
+    e.add_argument("--attributes", nargs="+", default=None, help="default: every binary attribute")
+    e.add_argument("--strengths", nargs="+", type=float, default=[-3.0, -2.0, -1.0, 1.0, 2.0, 3.0],
+                   help="edit strengths in units of each direction's std")  # fmt: skip
+    e.add_argument("--sfn", default="sfn", help="SFN of the read-out, LPIPS-SFN and ID-SFN")
+    e.add_argument("-n", type=int, default=200, help="held-out images")
+    e.add_argument("--optim-n", type=int, default=50, help="images for the optimisation methods (slow)")
+    e.add_argument("--optim-steps", type=int, default=300, help="steps of the optimisation methods")
+    e.add_argument("--seed", type=int, default=ENCODER_EVAL_SEED, help="held-out seed")
+    e.add_argument("--batch-size", type=int, default=50)
+    e.add_argument("--json", default=None, help="write the results to this JSON file")
+    e.add_argument("--figure", default=None, help="write the fidelity / editability scatter to this PNG")
+    e.add_argument("--device", default="auto")
+    e.set_defaults(fn=cmd_eval_editing)
     e = eval_sub.add_parser("gan", help="FID-SFN vs SynthFaces, blurred-data scale, attribute frequencies")
     e.add_argument("--checkpoint", default="synthfaces64", help="bundled name or path of a generator")
     e.add_argument("--sfn", default="sfn", help="bundled name or path of the SFN used for the metrics")

@@ -187,6 +187,19 @@ def parse_entry(spec: str) -> tuple[str, Entry]:
     return name, Entry(method, encoder or None)
 
 
+def merge_results(old: dict, new: dict) -> dict:
+    """``old`` with the method rows of ``new`` added (same names replaced); ValueError unless both scored the
+    same held-out images with the same generator and SFN (``n``, ``seed``, ``image_size``, ``generator``,
+    ``sfn``)."""
+    keys = ("n", "seed", "image_size", "generator", "sfn")
+    if differ := [k for k in keys if old.get(k) != new.get(k)]:
+        raise ValueError(
+            "cannot add rows scored differently: "
+            + ", ".join(f"{k} {old.get(k)!r} vs {new.get(k)!r}" for k in differ)
+        )
+    return {**old, "methods": {**old["methods"], **new["methods"]}}
+
+
 def markdown_table(result: dict, keys: tuple[str, ...] = METRIC_KEYS) -> str:
     """The ``methods`` of a :func:`evaluate_reconstruction` result as a Markdown table (best value bold),
     with the SFN floor of the factor error as the last row."""

@@ -127,3 +127,12 @@ def test_cli_writes_the_json(G, tiny, tmp_path, capsys):
     assert list(result["methods"]) == ["pSp", "W"] and result["methods"]["W"]["n"] == 1
     assert result["methods"]["W"]["options"] == {"steps": 2} and result["generator"] == str(gen)
     assert "| pSp | 2 |" in capsys.readouterr().out
+    # --add puts more rows into the same file; a different image count is refused
+    main(["eval", "reconstruction", "--generator", str(gen), "--entry", f"pSp again=psp@{enc}", "-n", "2",
+          "--json", str(out), "--add", "--device", "cpu"])  # fmt: skip
+    merged = json.loads(out.read_text())
+    assert list(merged["methods"]) == ["pSp", "W", "pSp again"]
+    assert merged["methods"]["pSp again"]["mse"] == pytest.approx(merged["methods"]["pSp"]["mse"])
+    with pytest.raises(SystemExit, match="n 2 vs 3"):
+        main(["eval", "reconstruction", "--generator", str(gen), "--entry", f"p=psp@{enc}", "-n", "3",
+              "--json", str(out), "--add", "--device", "cpu"])  # fmt: skip
