@@ -1,0 +1,301 @@
+"""The editing benchmark: edits in W, W⁺ and F of every inversion method, scored against ground truth.
+
+Each method inverts the same held-out SynthFaces (:func:`ganinv.recon_eval.held_out`); its codes are edited
+along the InterFaceGAN direction of each binary attribute (Shen et al., CVPR 2020, Sec. 2.2: w' = w + α n,
+n the unit normal of the attribute's boundary in W) by :func:`ganinv.editing.apply_edit`: a W edit for a
+code w, a W⁺ edit for w⁺, and for w⁺ with an F feature the rule of CLCAE Sec. 4 (FS / HFGI),
+f̂ = f + G_f(ŵ⁺) − G_f(w⁺). Strengths α are given in units of the direction's ``std`` (σ of sampled w along
+it). The SFN reads every factor of the unedited reconstruction and of the edit; because SynthFaces factors
+are independent by construction, any change of a factor other than the edited one is **leakage**, a
+measurable entanglement that real-face benchmarks can only estimate with attribute classifiers.
+
+Per method × attribute × strength: ``target_change`` mean change of the attribute's P(1) read-out (signed),
+``success`` fraction of images whose binary read-out (P > 0.5) ends on the side the edit pushes to (at
+strength 0: keeps its side), ``leakage`` mean over the other 16 factors of the per-factor change (binary and
+categorical: 1 when the read-out class changes; continuous: |Δ| / (high − low), the conventions of
+:func:`ganinv.recon_eval.factor_errors`), ``identity`` ID-SFN of the edit with the *input* and
+``identity_to_reconstruction`` with the unedited reconstruction. Per method also the reconstruction's
+fidelity and a ``summary`` at the largest |strength| (the axes of :func:`tradeoff_figure`).
+
+``ganinv train directions`` writes the directions (:func:`fit_directions`); ``ganinv eval editing`` writes
+``figures/04_editing.json`` and the fidelity / editability scatter.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from . import editing as E
+from .data import synthfaces as sf
+from .inversion import check_method, invert, resolve_encoder
+from .metrics import id_similarity, lpips_features, mse
+from .recon_eval import Entry, held_out
+from .training.gan_eval import EVAL_SEED
+
+STRENGTHS = (-3.0, -2.0, -1.0, 1.0, 2.0, 3.0)  # in units of each direction's std
+EDIT_KEYS = ("target_change", "success", "leakage", "identity", "identity_to_reconstruction")
+FIDELITY_KEYS = ("mse", "lpips_sfn", "id_sfn")
+
+
+def fit_directions(
+    G: nn.Module,
+    reader: E.Reader,
+    n: int = 4000,
+    components: int = 10,
+    seed: int = 0,
+    pca_n: int = 10000,
+    ambiguous: float = 0.2,
+    layers: tuple[int, int] | None = None,
+    generator: str | None = None,
+    log: Callable[[str], None] = print,
+) -> E.Directions:
+    """InterFaceGAN directions of every attribute ``reader`` returns (``n`` samples) followed by the first
+    ``components`` GANSpace PCs (``pca_n`` samples; edits on w⁺ ``layers`` [start, end), None = all; one
+    range for all PCs, as :class:`~ganinv.widgets.LatentExplorer` assumes). An attribute with too few
+    confident samples of one class is skipped with a warning (``log``); ValueError when nothing is left."""
+    if n < 2 or components < 0 or pca_n < 2:
+        raise ValueError(f"need n >= 2, pca_n >= 2 and components >= 0; got {n}, {pca_n}, {components}")
+    w, probs = E.sample_labelled(G, n, reader, seed)  # [n, D], {name: [n]}
+    out = E.Directions(generator=generator, generator_config=G.config)
+    for name, p in probs.items():
+        try:  # one call per attribute: the same seeded split as fitting all of them at once
+            d = E.fit_interfacegan(w, {name: p}, ambiguous=ambiguous, seed=seed)[name]
+        except ValueError as e:
+            log(f"warning: skipped {e}")
+            continue
+        out[name] = d
+        log(f"{name:>12}  interfacegan  held-out accuracy {d.accuracy:.3f}  std {d.std:.3f}")
+    if components:
+        for name, d in E.ganspace_directions(G, pca_n, components, seed).items():
+            out[name] = d.with_layers(*layers) if layers is not None else d
+            log(f"{name:>12}  ganspace      explained variance {d.explained_variance:.3f}  std {d.std:.3f}")
+    if not out:
+        raise ValueError("no direction could be fitted (every attribute was skipped and components=0)")
+    return out
+
+
+def factor_changes(before: Mapping[str, torch.Tensor], after: Mapping[str, torch.Tensor]) -> dict:
+    """``{factor: [N]}`` normalised change between two SFN read-outs (``SFN.attributes``) of the same images,
+    each in [0, 1]: binary / categorical 1 when the class changes, continuous |Δ| / (high − low)."""
+    out = {}
+    for f in sf.FACTORS:
+        a, b = before[f.name].float(), after[f.name].float()
+        if f.kind == "binary":
+            out[f.name] = ((a > 0.5) != (b > 0.5)).float()
+        elif f.kind == "categorical":
+            out[f.name] = (a != b).float()
+        else:
+            out[f.name] = (b - a).abs() / (f.high - f.low)
+    return out
+
+
+@torch.no_grad()
+def edit_scores(
+    G: nn.Module,
+    sfn: nn.Module,
+    codes: Mapping,
+    x: torch.Tensor,
+    direction: E.Direction | torch.Tensor,
+    strength: float,
+    attribute: str,
+    reference: dict | None = None,
+) -> dict:
+    """Per-image scores ``{EDIT_KEYS..., "changes": {factor: [N]}}`` of one edit (``strength`` in w units) of
+    the inversion ``codes`` of inputs ``x`` [N, 3, S, S]; ``reference`` = ``{"image", "read"}`` of the
+    unedited reconstruction (computed when None)."""
+    if reference is None:
+        reference = _reference(G, sfn, codes)
+    image = E.apply_edit(G, codes, direction, strength)["image"].clamp(-1, 1)  # [N, 3, S, S]
+    read = sfn.attributes(image)
+    p0, p1 = reference["read"][attribute].float(), read[attribute].float()
+    side = (p1 > 0.5) == ((p0 > 0.5) if strength == 0 else strength > 0)
+    changes = factor_changes(reference["read"], read)
+    leak = torch.stack([v for k, v in changes.items() if k != attribute]).mean(0)
+    changes.pop(attribute)
+    return {"target_change": p1 - p0, "success": side.float(), "leakage": leak,
+            "identity": id_similarity(image, x, sfn),
+            "identity_to_reconstruction": id_similarity(image, reference["image"], sfn),
+            "changes": changes}  # fmt: skip
+
+
+def _reference(G, sfn, codes: Mapping) -> dict:
+    """The unedited reconstruction, rendered through the edit path (equal to an edit at strength 0)."""
+    zero = torch.zeros(G.style_dim, device=G.w_avg.device)
+    image = E.apply_edit(G, codes, zero, 0.0)["image"].clamp(-1, 1)
+    return {"image": image, "read": sfn.attributes(image)}
+
+
+def _space(codes: Mapping) -> str:
+    return "F" if codes.get("f") is not None else "W+" if codes.get("w_plus") is not None else "W"
+
+
+def _mean(values: list[torch.Tensor]) -> float:
+    return float(torch.cat(values).double().mean())
+
+
+def _attributes(directions: Mapping[str, E.Direction], sfn, attributes: Sequence[str] | None) -> list[str]:
+    binary = list(sfn.cfg.binary)
+    if attributes is None:
+        names = [k for k, d in directions.items() if k in binary and d.kind == "interfacegan"]
+        if not names:
+            raise ValueError(
+                f"no InterFaceGAN direction of an SFN binary attribute {binary} in the directions"
+            )
+        return names
+    names = list(attributes)
+    if not names:
+        raise ValueError("attributes: give at least one (or None for every binary attribute)")
+    if bad := [a for a in names if a not in binary]:
+        raise ValueError(f"unknown attribute(s) {bad}: the SFN reads the binary attributes {binary}")
+    if missing := [a for a in names if a not in directions]:
+        raise ValueError(f"no direction for attribute(s) {missing}; the directions hold {list(directions)}")
+    return names
+
+
+def evaluate_editing(
+    entries: Mapping[str, Entry],
+    G: nn.Module,
+    sfn: nn.Module,
+    directions: Mapping[str, E.Direction],
+    attributes: Sequence[str] | None = None,
+    strengths: Sequence[float] = STRENGTHS,
+    n: int = 200,
+    seed: int = EVAL_SEED,
+    batch_size: int = 50,
+    progress: bool = True,
+) -> dict:
+    """Invert the first ``n`` held-out SynthFaces of ``seed`` with every entry (an entry's own ``n`` may cut
+    that), edit each attribute's direction at every strength (× its ``std``) and score it (module docstring).
+
+    Returns ``{"n", "seed", "image_size", "strengths", "attributes", "directions": {attr: {"kind", "std",
+    "accuracy"}}, "methods": {name: {"method", "options", "n", "space", "reconstruction": {mse, lpips_sfn,
+    id_sfn}, "edits": {attr: {"by_strength": [{"strength", <EDIT_KEYS>}, ...], "leakage_by_factor":
+    {factor: mean over strengths}}}, "summary": {"strength", "fidelity", "editability", "target_change",
+    "leakage", "identity", "identity_to_reconstruction"}}}}``; ``summary`` averages the rows with the largest
+    |strength| over attributes and both signs (``target_change`` signed towards the edit)."""
+    strengths = [float(s) for s in strengths]
+    if not strengths or not all(math.isfinite(s) for s in strengths):
+        raise ValueError(f"strengths: need at least one finite number, got {strengths}")
+    if len(set(strengths)) != len(strengths):
+        raise ValueError(f"strengths must be distinct, got {strengths}")
+    if n < 1 or batch_size < 1:
+        raise ValueError(f"need n >= 1 and batch_size >= 1, got n={n}, batch_size={batch_size}")
+    for name, entry in entries.items():
+        check_method(entry.method)
+        if entry.n is not None and entry.n < 1:
+            raise ValueError(f"entry {name!r}: n must be >= 1 or None, got {entry.n}")
+    names = _attributes(directions, sfn, attributes)
+    dev, size = G.w_avg.device, G.size
+    x_all, _ = held_out(n, size, seed)  # [n, 3, S, S]; the factors are read off the reconstructions
+    result: dict = {"n": n, "seed": seed, "image_size": size, "strengths": strengths, "attributes": names,
+                    "directions": {a: {"kind": directions[a].kind, "std": float(directions[a].std),
+                                       "accuracy": directions[a].accuracy} for a in names},
+                    "methods": {}}  # fmt: skip
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=sum(min(n, e.n or n) for e in entries.values()), desc="editing", unit="img")
+    for name, entry in entries.items():
+        m = min(n, entry.n or n)
+        encoder = entry.encoder
+        if not entry.method.startswith("optim"):
+            encoder = resolve_encoder(entry.method, encoder if encoder is not None else "synthfaces64", dev)
+        fid: dict[str, list] = {k: [] for k in FIDELITY_KEYS}
+        rows = {(a, s): {k: [] for k in EDIT_KEYS} for a in names for s in strengths}
+        by_factor: dict[str, dict[str, list]] = {a: {} for a in names}
+        space = "W"
+        for start in range(0, m, batch_size):
+            x = x_all[start : min(start + batch_size, m)].to(dev)
+            res = invert(x, entry.method, generator=G, encoder=encoder, **entry.options)
+            codes = {"w": res.w, "w_plus": res.w_plus, "f": res.f}
+            space = _space(codes)
+            with torch.no_grad():
+                ref = _reference(G, sfn, codes)
+                fid["mse"].append(mse(ref["image"], x).cpu())
+                fid["lpips_sfn"].append(lpips_features(ref["image"], x, sfn).cpu())
+                fid["id_sfn"].append(id_similarity(ref["image"], x, sfn).cpu())
+            for a in names:
+                d = directions[a]
+                for s in strengths:
+                    scores = edit_scores(G, sfn, codes, x, d, s * d.std, a, ref)
+                    for k, v in scores.pop("changes").items():
+                        by_factor[a].setdefault(k, []).append(v.cpu())
+                    for k in EDIT_KEYS:
+                        rows[(a, s)][k].append(scores[k].cpu())
+            if bar is not None:
+                bar.update(x.shape[0])
+                bar.set_postfix(method=name)
+        edits = {a: {"by_strength": [{"strength": s, **{k: _mean(rows[(a, s)][k]) for k in EDIT_KEYS}}
+                                     for s in strengths],
+                     "leakage_by_factor": {k: _mean(v) for k, v in by_factor[a].items()}}
+                 for a in names}  # fmt: skip
+        recon = {k: _mean(v) for k, v in fid.items()}
+        result["methods"][name] = {"method": entry.method, "options": dict(entry.options), "n": m,
+                                   "space": space, "reconstruction": recon, "edits": edits,
+                                   "summary": _summary(edits, recon, strengths)}  # fmt: skip
+    if bar is not None:
+        bar.close()
+    return result
+
+
+def _summary(edits: dict, recon: dict, strengths: list[float]) -> dict:
+    top = max(abs(s) for s in strengths)
+    picked = [r for e in edits.values() for r in e["by_strength"] if abs(r["strength"]) == top]
+    out = {"strength": top, "fidelity": recon["id_sfn"]}
+    out["editability"] = sum(r["success"] for r in picked) / len(picked)
+    signed = [
+        math.copysign(1.0, r["strength"]) * r["target_change"] if r["strength"] else 0.0 for r in picked
+    ]
+    out["target_change"] = sum(signed) / len(picked)
+    for k in ("leakage", "identity", "identity_to_reconstruction"):
+        out[k] = sum(r[k] for r in picked) / len(picked)
+    return out
+
+
+def tradeoff_figure(result: dict, path: str | os.PathLike | None = None, y: str = "editability"):
+    """Fidelity (ID-SFN of the unedited reconstruction with the input) against ``y`` ("editability": success
+    rate, or "target_change": mean ΔP towards the edit) at the largest |strength|, one labelled point per
+    method; saved atomically to ``path`` when given. Returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    from .viz import save_figure
+
+    if y not in ("editability", "target_change"):
+        raise ValueError(f"y must be 'editability' or 'target_change', got {y!r}")
+    methods = result["methods"]
+    if not methods:
+        raise ValueError("the result holds no method to plot")
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for name, r in methods.items():
+        sx, sy = r["summary"]["fidelity"], r["summary"][y]
+        ax.scatter([sx], [sy], s=30)
+        ax.annotate(f"{name} ({r['space']})", (sx, sy), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    top = max(abs(s) for s in result["strengths"])
+    ax.set_xlabel("fidelity: ID-SFN(reconstruction, input)")
+    what = "edit success rate" if y == "editability" else "ΔP(attribute) towards the edit"
+    ax.set_ylabel(f"editability: {what} at ±{top:g}σ")
+    ax.set_title(f"fidelity vs editability ({len(result['attributes'])} attributes, n={result['n']})")
+    ax.grid(alpha=0.3)
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def markdown_table(result: dict) -> str:
+    """One row per method: its space, reconstruction fidelity and the ``summary`` edit scores."""
+    top = max(abs(s) for s in result["strengths"])
+    head = ["method", "space", "n", "ID-SFN", "MSE", "LPIPS-SFN", f"success ±{top:g}σ", "ΔP", "leakage",
+            "ID (edit, input)"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for name, r in result["methods"].items():
+        rec, s = r["reconstruction"], r["summary"]
+        cells = [rec["id_sfn"], rec["mse"], rec["lpips_sfn"], s["editability"], s["target_change"],
+                 s["leakage"], s["identity"]]  # fmt: skip
+        lines.append(f"| {name} | {r['space']} | {r['n']} | " + " | ".join(f"{c:.4g}" for c in cells) + " |")
+    return "\n".join(lines)
