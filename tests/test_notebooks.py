@@ -101,3 +101,35 @@ def test_notebook_02_smoke_run_writes_figures_and_metrics(tmp_path):
     # the bundled aligner prefers each image's own code to another image's code and to the average code
     align = metrics["align_loss"]
     assert align["true w"] < align["shuffled w"] and align["true w"] < align["w_avg for every image"]
+
+
+NB03 = reproduce.NOTEBOOKS / "03_wplus_f_cross_attention_encoding.ipynb"
+
+
+def test_notebook_03_smoke_run_writes_figures_and_metrics(tmp_path):
+    figures = tmp_path / "figures"
+    out = reproduce.execute(
+        NB03,
+        {"SMOKE": True, "DEVICE": "cpu", "FIGURES": str(figures)},
+        output=tmp_path / "03.ipynb",
+        timeout=900,
+    )
+    names = ["03_attention", "03_live_training", "03_reconstructions", "03_error_maps", "03_results"]
+    for name in names:
+        with Image.open(figures / f"{name}.png") as im:
+            assert im.width > 100 and im.height > 100, name
+    metrics = json.loads((figures / "03_metrics.json").read_text())
+    assert metrics["smoke"] is True and metrics["live_n"] == 8
+    live = metrics["live"]
+    assert set(live) == {"clcae-w", "clcae-w+", "clcae-f", "psp", "e4e"}
+    # the bundled encoder: the F code reconstructs held-out faces better than the W code alone
+    assert live["clcae-f"]["lpips_sfn"] < live["clcae-w"]["lpips_sfn"]
+    assert live["clcae-f"]["mse"] < live["clcae-w"]["mse"]
+    assert sum(metrics["f_attention_share_coarse_middle_fine"]) == pytest.approx(1.0, abs=1e-4)
+    text = "".join(
+        o.get("text", "") for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", [])
+    )
+    # the released single-token attention ignores its query, and W_Q gets no gradient
+    assert "with one token: 0.0e+00" in text
+    assert "W_V gets a gradient: True; W_Q and W_K only rounding noise (< 1e-4 of W_V's): True" in text
+    assert "trained 2 steps" in text
