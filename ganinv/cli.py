@@ -260,8 +260,8 @@ def cmd_eval_editing(args: argparse.Namespace) -> None:
         entries[name] = entry
     sfn = load_sfn(args.sfn, device)
     result = edit_eval.evaluate_editing(
-        entries, G, sfn, directions, attributes=args.attributes, strengths=args.strengths, n=args.n,
-        seed=args.seed, batch_size=args.batch_size,
+        entries, G, sfn, directions, attributes=args.attributes, n=args.n, seed=args.seed,
+        strengths=args.strengths or edit_eval.STRENGTHS, batch_size=args.batch_size,
     )  # fmt: skip
     result.update(generator=str(args.generator), directions_file=str(args.directions or args.generator),
                   sfn=str(args.sfn))  # fmt: skip
@@ -541,8 +541,8 @@ def main(argv: list[str] | None = None) -> None:
     e.add_argument("--entry", action="append", metavar="NAME=METHOD[@ENCODER]",
                    help="a row (repeatable); default: every method with the bundled encoders")  # fmt: skip
     e.add_argument("--attributes", nargs="+", default=None, help="default: every binary attribute")
-    e.add_argument("--strengths", nargs="+", type=float, default=[-3.0, -2.0, -1.0, 1.0, 2.0, 3.0],
-                   help="edit strengths in units of each direction's std")  # fmt: skip
+    e.add_argument("--strengths", nargs="+", type=float, default=None,
+                   help="in units of each direction's std (default: edit_eval.STRENGTHS)")  # fmt: skip
     e.add_argument("--sfn", default="sfn", help="SFN of the read-out, LPIPS-SFN and ID-SFN")
     e.add_argument("-n", type=int, default=200, help="held-out images")
     e.add_argument("--optim-n", type=int, default=50, help="images for the optimisation methods (slow)")

@@ -160,7 +160,9 @@ class LatentExplorer:
     Uploads are inverted by ``invert_fn(images [1, 3, S, S]) -> result`` when given (any result
     :func:`inversion_codes` reads), else by :func:`ganinv.inversion.invert` with the ``method`` dropdown,
     ``encoder`` (default: the generator's bundled name) and ``invert_kwargs``; S is ``image_size``
-    (default: G's size). ``continuous_update=False``: sliders render on release only.
+    (default: G's size). ``continuous_update=False``: sliders render on release only. ``max_sigma``: the
+    direction sliders' range in units of each direction's σ (flipping an attribute takes 4–8 σ, see
+    :data:`ganinv.edit_eval.STRENGTHS`).
     """
 
     def __init__(
@@ -178,7 +180,7 @@ class LatentExplorer:
         truncation: float = 0.7,
         n_components: int = 5,
         n_samples: int = 2000,
-        max_sigma: float = 3.0,
+        max_sigma: float = 8.0,
         continuous_update: bool = False,
         display_size: int = 256,
     ) -> None:
