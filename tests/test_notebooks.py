@@ -133,3 +133,40 @@ def test_notebook_03_smoke_run_writes_figures_and_metrics(tmp_path):
     assert "with one token: 0.0e+00" in text
     assert "W_V gets a gradient: True; W_Q and W_K only rounding noise (< 1e-4 of W_V's): True" in text
     assert "trained 2 steps" in text
+
+
+NB04 = reproduce.NOTEBOOKS / "04_editing.ipynb"
+
+
+def test_notebook_04_smoke_run_writes_figures_and_metrics(tmp_path):
+    figures = tmp_path / "figures"
+    out = reproduce.execute(
+        NB04,
+        {"SMOKE": True, "DEVICE": "cpu", "FIGURES": str(figures)},
+        output=tmp_path / "04.ipynb",
+        timeout=900,
+    )
+    names = [
+        "04_direction_cosines",
+        "04_interfacegan_edits",
+        "04_ganspace",
+        "04_edits_by_method",
+        "04_tradeoff",
+    ]
+    for name in names:
+        with Image.open(figures / f"{name}.png") as im:
+            assert im.width > 100 and im.height > 100, name
+    metrics = json.loads((figures / "04_metrics.json").read_text())
+    assert metrics["smoke"] is True and metrics["live_n"] == 4
+    assert set(metrics["live"]) == {"e4e", "psp", "clcae-w", "clcae-w+", "clcae-f"}
+    # the bundled boundaries separate their attributes far better than chance
+    assert min(metrics["boundary_accuracy"].values()) > 0.6
+    # the conditional direction moves the correlated partner attribute less than the plain one
+    cond = metrics["conditional"]
+    partner = cond["partner"]
+    assert cond[f"conditioned on {partner}"]["partner"] <= cond["plain"]["partner"]
+    text = "".join(
+        o.get("text", "") for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", [])
+    )
+    # the explorer cell: moving a slider changes the picture, reset restores it exactly
+    assert "picture changed: True" in text and "after reset: True" in text
