@@ -192,12 +192,7 @@ def cmd_eval_reconstruction(args: argparse.Namespace) -> None:
 
     device = _device(args.device)
     G = load_generator(args.generator, device=device).eval()
-    entries = recon_eval.default_entries(args.optim_steps, args.optim_n) if not args.entry else {}
-    for spec in args.entry or []:
-        name, entry = recon_eval.parse_entry(spec)
-        if entry.method.startswith("optim"):
-            entry.options, entry.n = {"steps": args.optim_steps}, args.optim_n
-        entries[name] = entry
+    entries = recon_eval.entries_from_specs(args.entry, args.optim_steps, args.optim_n)
     sfn = load_sfn(args.sfn, device)
     result = recon_eval.evaluate_reconstruction(entries, G, sfn, n=args.n, seed=args.seed)
     result.update(generator=str(args.generator), sfn=str(args.sfn))
@@ -252,12 +247,7 @@ def cmd_eval_editing(args: argparse.Namespace) -> None:
     device = _device(args.device)
     G = load_generator(args.generator, device=device).eval()
     directions = load_directions(args.directions or args.generator, G)
-    entries = recon_eval.default_entries(args.optim_steps, args.optim_n) if not args.entry else {}
-    for spec in args.entry or []:
-        name, entry = recon_eval.parse_entry(spec)
-        if entry.method.startswith("optim"):
-            entry.options, entry.n = {"steps": args.optim_steps}, args.optim_n
-        entries[name] = entry
+    entries = recon_eval.entries_from_specs(args.entry, args.optim_steps, args.optim_n)
     sfn = load_sfn(args.sfn, device)
     result = edit_eval.evaluate_editing(
         entries, G, sfn, directions, attributes=args.attributes, n=args.n, seed=args.seed,

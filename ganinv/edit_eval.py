@@ -32,9 +32,9 @@ from torch import nn
 
 from . import editing as E
 from .data import synthfaces as sf
-from .inversion import check_method, invert, resolve_encoder
+from .inversion import invert, resolve_encoder
 from .metrics import id_similarity, lpips_features, mse
-from .recon_eval import Entry, held_out
+from .recon_eval import Entry, check_entries, held_out
 from .training.gan_eval import EVAL_SEED
 
 # In units of each direction's std. That std is the spread of *all* sampled w along the normal; most samples
@@ -186,12 +186,7 @@ def evaluate_editing(
         raise ValueError(f"strengths: need at least one finite number, got {strengths}")
     if len(set(strengths)) != len(strengths):
         raise ValueError(f"strengths must be distinct, got {strengths}")
-    if n < 1 or batch_size < 1:
-        raise ValueError(f"need n >= 1 and batch_size >= 1, got n={n}, batch_size={batch_size}")
-    for name, entry in entries.items():
-        check_method(entry.method)
-        if entry.n is not None and entry.n < 1:
-            raise ValueError(f"entry {name!r}: n must be >= 1 or None, got {entry.n}")
+    check_entries(entries, n, batch_size)
     names = _attributes(directions, sfn, attributes)
     dev, size = G.w_avg.device, G.size
     x_all, _ = held_out(n, size, seed)  # [n, 3, S, S]; the factors are read off the reconstructions

@@ -17,7 +17,7 @@ notebook 03 shows the table (:func:`markdown_table`).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -48,6 +48,17 @@ class Entry:
     encoder: object = None
     options: dict = field(default_factory=dict)
     n: int | None = None
+
+
+def check_entries(entries: Mapping[str, Entry], n: int, batch_size: int) -> None:
+    """ValueError naming the problem unless ``n`` and ``batch_size`` are >= 1 and every entry has a known
+    method and an ``n`` that is None or >= 1 (shared by the reconstruction and editing benchmarks)."""
+    if n < 1 or batch_size < 1:
+        raise ValueError(f"need n >= 1 and batch_size >= 1, got n={n}, batch_size={batch_size}")
+    for name, entry in entries.items():
+        check_method(entry.method)
+        if entry.n is not None and entry.n < 1:
+            raise ValueError(f"entry {name!r}: n must be >= 1 or None, got {entry.n}")
 
 
 def held_out(n: int, size: int, seed: int = EVAL_SEED) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,12 +127,7 @@ def evaluate_reconstruction(
     that). Reconstructions are clamped to [-1, 1] as saved images would be. Returns ``{"n", "seed",
     "image_size", "input": the SFN floor, "methods": {name: {"method", "n", <METRIC_KEYS>, "*_std",
     "factor_error_by_factor"}}}``."""
-    if n < 1 or batch_size < 1:
-        raise ValueError(f"need n >= 1 and batch_size >= 1, got n={n}, batch_size={batch_size}")
-    for name, entry in entries.items():
-        check_method(entry.method)
-        if entry.n is not None and entry.n < 1:
-            raise ValueError(f"entry {name!r}: n must be >= 1 or None, got {entry.n}")
+    check_entries(entries, n, batch_size)
     dev = G.w_avg.device
     size = G.size
     x_all, factors_all = held_out(n, size, seed)
@@ -198,6 +204,22 @@ def merge_results(old: dict, new: dict) -> dict:
             + ", ".join(f"{k} {old.get(k)!r} vs {new.get(k)!r}" for k in differ)
         )
     return {**old, "methods": {**old["methods"], **new["methods"]}}
+
+
+def entries_from_specs(
+    specs: Sequence[str] | None, optim_steps: int, optim_n: int | None
+) -> dict[str, Entry]:
+    """The ``--entry NAME=METHOD[@ENCODER]`` options of the benchmark commands as entries (the optimisation
+    methods with ``optim_steps`` steps on ``optim_n`` images); none given: :func:`default_entries`."""
+    if not specs:
+        return default_entries(optim_steps, optim_n)
+    entries = {}
+    for spec in specs:
+        name, entry = parse_entry(spec)
+        if entry.method.startswith("optim"):
+            entry.options, entry.n = {"steps": optim_steps}, optim_n
+        entries[name] = entry
+    return entries
 
 
 def markdown_table(result: dict, keys: tuple[str, ...] = METRIC_KEYS) -> str:
