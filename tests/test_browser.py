@@ -56,7 +56,7 @@ SERVER_TIMEOUT = 120  # s until the HTTP API answers
 KERNEL_TIMEOUT = 120  # s until the notebook is shown with an idle kernel (a slow CPU imports torch slowly)
 CELL_TIMEOUT = 300  # s for the cells up to the explorer cell (the tiny notebook takes seconds)
 WIDGET_TIMEOUT = 60  # s for the widget's picture to appear / to change after a slider move
-VIEWPORT = {"width": 1280, "height": 1000}
+VIEWPORT = {"width": 1280, "height": 1800}  # tall enough for the whole explorer (its screenshot)
 # JupyterLab user settings for the test: no news pop-up, every cell attached to the DOM
 LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
