@@ -1,4 +1,5 @@
-"""The ``ganinv`` command line: ``ganinv {sample,info,convert,reproduce} ...``."""
+"""The ``ganinv`` command line: ``ganinv {sample,info,convert,invert,inpaint,train,eval,reproduce} ...``
+(the ``eval`` commands live in :mod:`ganinv.cli_eval`)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,7 @@ from pathlib import Path
 
 import torch
 
-
-def _device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
+from .cli_eval import _device, add_eval_parser
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
@@ -163,50 +160,6 @@ def cmd_train_encoder(args: argparse.Namespace) -> None:
         print(f"trained {cfg.kind} to step {result['step']}; encoder in {export}")
 
 
-def cmd_eval_encoder(args: argparse.Namespace) -> None:
-    import json
-
-    from .models.sfn import load_sfn
-    from .training.contrastive import build_generator, write_json
-    from .training.encoders import evaluate_encoder, load_trained_encoder
-
-    device = _device(args.device)
-    model, generator = load_trained_encoder(args.checkpoint, args.kind, device)
-    generator = args.generator or generator
-    G = build_generator(generator).to(device)
-    sfn = load_sfn(args.sfn, device)
-    result = evaluate_encoder(model, G, sfn, n=args.n, seed=args.seed, source=args.source)
-    result.update(checkpoint=str(args.checkpoint), generator=str(generator))
-    if args.json:
-        write_json(result, args.json)
-    print(json.dumps(result, indent=2))
-
-
-def cmd_eval_reconstruction(args: argparse.Namespace) -> None:
-    import json
-
-    from . import recon_eval
-    from .checkpoints import load_generator
-    from .models.sfn import load_sfn
-    from .training.contrastive import write_json
-
-    device = _device(args.device)
-    G = load_generator(args.generator, device=device).eval()
-    entries = recon_eval.entries_from_specs(args.entry, args.optim_steps, args.optim_n)
-    sfn = load_sfn(args.sfn, device)
-    result = recon_eval.evaluate_reconstruction(entries, G, sfn, n=args.n, seed=args.seed)
-    result.update(generator=str(args.generator), sfn=str(args.sfn))
-    if args.add:
-        if not args.json or not Path(args.json).is_file():
-            raise ValueError("--add needs an existing --json file to add the rows to")
-        result = recon_eval.merge_results(json.loads(Path(args.json).read_text()), result)
-    if args.json:
-        write_json(result, args.json)
-    print(recon_eval.markdown_table(result))
-    if not args.json:
-        print(json.dumps(result, indent=2))
-
-
 def cmd_train_directions(args: argparse.Namespace) -> None:
     from .checkpoints import load_generator, pretrained_dir
     from .edit_eval import fit_directions
@@ -231,87 +184,6 @@ def cmd_train_directions(args: argparse.Namespace) -> None:
     )  # fmt: skip
     save_directions(out, dirs, generator=str(args.generator), generator_config=G.config)
     print(f"wrote {len(dirs)} directions ({', '.join(dirs)}) to {out}")
-
-
-def cmd_eval_editing(args: argparse.Namespace) -> None:
-    import json
-
-    import matplotlib.pyplot as plt
-
-    from . import edit_eval, recon_eval
-    from .checkpoints import load_generator
-    from .editing import load_directions
-    from .models.sfn import load_sfn
-    from .training.contrastive import write_json
-
-    device = _device(args.device)
-    G = load_generator(args.generator, device=device).eval()
-    directions = load_directions(args.directions or args.generator, G)
-    entries = recon_eval.entries_from_specs(args.entry, args.optim_steps, args.optim_n)
-    sfn = load_sfn(args.sfn, device)
-    result = edit_eval.evaluate_editing(
-        entries, G, sfn, directions, attributes=args.attributes, n=args.n, seed=args.seed,
-        strengths=args.strengths or edit_eval.STRENGTHS, batch_size=args.batch_size,
-    )  # fmt: skip
-    result.update(generator=str(args.generator), directions_file=str(args.directions or args.generator),
-                  sfn=str(args.sfn))  # fmt: skip
-    if args.json:
-        write_json(result, args.json)
-    if args.figure:
-        plt.close(edit_eval.tradeoff_figure(result, args.figure))
-    print(edit_eval.markdown_table(result))
-    if not args.json:
-        print(json.dumps(result, indent=2))
-
-
-def cmd_eval_contrastive(args: argparse.Namespace) -> None:
-    import json
-
-    from .checkpoints import load_checkpoint
-    from .models.contrastive import load_contrastive
-    from .training.contrastive import build_generator, evaluate_retrieval, write_json
-
-    device = _device(args.device)
-    model = load_contrastive(args.checkpoint, device=device)
-    generator = args.generator or load_checkpoint(args.checkpoint, "contrastive").get("generator", "")
-    G = build_generator(generator).to(device)
-    result = evaluate_retrieval(model, G, n=args.n, seed=args.seed, truncation=args.truncation)
-    result["generator"] = str(generator)
-    if args.json:
-        write_json(result, args.json)
-    print(json.dumps(result, indent=2))
-
-
-def cmd_eval_sfn(args: argparse.Namespace) -> None:
-    import json
-
-    from .models.sfn import load_sfn
-    from .training.sfn import evaluate
-
-    model = load_sfn(args.checkpoint, device=_device(args.device))
-    result = evaluate(model, n=args.n, seed=args.seed, json_path=args.json)
-    print(json.dumps(result, indent=2))
-
-
-def cmd_eval_gan(args: argparse.Namespace) -> None:
-    import json
-
-    from .checkpoints import load_generator
-    from .data.images import save_image
-    from .models.sfn import load_sfn
-    from .training.gan_eval import evaluate_gan, generate
-
-    device = _device(args.device)
-    G = load_generator(args.checkpoint, device=device)
-    result = evaluate_gan(G, load_sfn(args.sfn, device=device), n=args.n, seed=args.seed)
-    result["checkpoint"] = str(args.checkpoint)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text + "\n")
-    if args.grid:
-        save_image(generate(G, 32, args.seed), args.grid, nrow=8)
 
 
 def cmd_train_inpaint(args: argparse.Namespace) -> None:
@@ -415,8 +287,8 @@ def main(argv: list[str] | None = None) -> None:
     add_config_arguments(t, GANConfig)
     t.set_defaults(fn=cmd_train_gan)
 
-    from .training.sfn import EVAL_SEED, SFNTrainConfig
     from .training.sfn import PRESETS as SFN_PRESETS
+    from .training.sfn import SFNTrainConfig
 
     t = train_sub.add_parser("sfn", help="train SFN, the SynthFaces feature network")
     t.add_argument("--preset", default="sfn64", choices=sorted(SFN_PRESETS))
@@ -465,93 +337,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--device", default="auto")
     t.set_defaults(fn=cmd_train_directions)
 
-    p = sub.add_parser("eval", help="evaluate a model on held-out data (see `ganinv eval sfn --help`)")
-    eval_sub = p.add_subparsers(dest="model", required=True)
-    e = eval_sub.add_parser("sfn", help="held-out attribute accuracy / R^2 and identity retrieval of SFN")
-    e.add_argument("--checkpoint", default="sfn", help="bundled name or path of an sfn.pt")
-    e.add_argument("--json", default=None, help="also write the results to this JSON file")
-    e.add_argument("-n", type=int, default=2000, help="held-out faces")
-    e.add_argument("--seed", type=int, default=EVAL_SEED, help="held-out SynthFaces seed")
-    e.add_argument("--device", default="auto")
-    e.set_defaults(fn=cmd_eval_sfn)
-    from .training.contrastive import EVAL_SEED as CONTRASTIVE_EVAL_SEED
-
-    e = eval_sub.add_parser("contrastive", help="held-out image <-> w retrieval of CLCAE stage 1")
-    e.add_argument("--checkpoint", default="synthfaces64", help="bundled name or path of a contrastive.pt")
-    e.add_argument(
-        "--generator", default=None, help="generator of the pairs (default: the one it was trained on)"
-    )
-    e.add_argument("-n", type=int, default=1000, help="held-out pairs")
-    e.add_argument("--seed", type=int, default=CONTRASTIVE_EVAL_SEED, help="held-out seed")
-    e.add_argument("--truncation", type=float, default=1.0)
-    e.add_argument("--json", default=None, help="also write the results to this JSON file")
-    e.add_argument("--device", default="auto")
-    e.set_defaults(fn=cmd_eval_contrastive)
-    from .training.encoders import EVAL_SEED as ENCODER_EVAL_SEED
-
-    e = eval_sub.add_parser("encoder", help="held-out reconstruction metrics of a CLCAE / pSp / e4e encoder")
-    e.add_argument("--checkpoint", default="synthfaces64", help="clcae.pt / psp_encoder.pt / e4e_encoder.pt")
-    e.add_argument("--kind", default="auto", choices=["auto", "clcae", "psp", "e4e"], help="auto: the file's")
-    e.add_argument("--generator", default=None, help="default: the generator it was trained for")
-    e.add_argument("--sfn", default="sfn", help="SFN of the LPIPS-SFN and ID-SFN metrics")
-    e.add_argument("--source", default="synthfaces", choices=["synthfaces", "generated"])
-    e.add_argument("-n", type=int, default=500, help="held-out images")
-    e.add_argument("--seed", type=int, default=ENCODER_EVAL_SEED, help="held-out seed")
-    e.add_argument("--json", default=None, help="also write the results to this JSON file")
-    e.add_argument("--device", default="auto")
-    e.set_defaults(fn=cmd_eval_encoder)
-    e = eval_sub.add_parser(
-        "reconstruction", help="every inversion method on held-out SynthFaces (03_reconstruction.json)"
-    )
-    e.add_argument("--generator", default="synthfaces64", help="bundled name or path of the generator")
-    e.add_argument(
-        "--entry",
-        action="append",
-        metavar="NAME=METHOD[@ENCODER]",
-        help="a row (repeatable), e.g. 'clcae-f w/o L_align=clcae-f@runs/noalign/clcae.pt'; "
-        "default: every method with the bundled encoders",
-    )
-    e.add_argument("--sfn", default="sfn", help="SFN of LPIPS-SFN, ID-SFN and the factor read-out")
-    e.add_argument("-n", type=int, default=1000, help="held-out images")
-    e.add_argument("--optim-n", type=int, default=100, help="images for the optimisation methods (slow)")
-    e.add_argument("--optim-steps", type=int, default=300, help="steps of the optimisation methods")
-    e.add_argument("--seed", type=int, default=ENCODER_EVAL_SEED, help="held-out seed")
-    e.add_argument("--json", default=None, help="write the results to this JSON file")
-    e.add_argument(
-        "--add", action="store_true", help="add the rows to the existing --json file (same images, G, SFN)"
-    )
-    e.add_argument("--device", default="auto")
-    e.set_defaults(fn=cmd_eval_reconstruction)
-    e = eval_sub.add_parser(
-        "editing", help="edits in W / W+ / F of every inversion method against ground truth (04_editing.json)"
-    )
-    e.add_argument("--generator", default="synthfaces64", help="bundled name or path of the generator")
-    e.add_argument("--directions", default=None, help="bundled name or path of a directions.pt (default: "
-                   "the generator's)")  # fmt: skip
-    e.add_argument("--entry", action="append", metavar="NAME=METHOD[@ENCODER]",
-                   help="a row (repeatable); default: every method with the bundled encoders")  # fmt: skip
-    e.add_argument("--attributes", nargs="+", default=None, help="default: every binary attribute")
-    e.add_argument("--strengths", nargs="+", type=float, default=None,
-                   help="in units of each direction's std (default: edit_eval.STRENGTHS)")  # fmt: skip
-    e.add_argument("--sfn", default="sfn", help="SFN of the read-out, LPIPS-SFN and ID-SFN")
-    e.add_argument("-n", type=int, default=200, help="held-out images")
-    e.add_argument("--optim-n", type=int, default=50, help="images for the optimisation methods (slow)")
-    e.add_argument("--optim-steps", type=int, default=300, help="steps of the optimisation methods")
-    e.add_argument("--seed", type=int, default=ENCODER_EVAL_SEED, help="held-out seed")
-    e.add_argument("--batch-size", type=int, default=50)
-    e.add_argument("--json", default=None, help="write the results to this JSON file")
-    e.add_argument("--figure", default=None, help="write the fidelity / editability scatter to this PNG")
-    e.add_argument("--device", default="auto")
-    e.set_defaults(fn=cmd_eval_editing)
-    e = eval_sub.add_parser("gan", help="FID-SFN vs SynthFaces, blurred-data scale, attribute frequencies")
-    e.add_argument("--checkpoint", default="synthfaces64", help="bundled name or path of a generator")
-    e.add_argument("--sfn", default="sfn", help="bundled name or path of the SFN used for the metrics")
-    e.add_argument("-n", type=int, default=5000, help="images per set")
-    e.add_argument("--seed", type=int, default=0, help="seed of the generated z")
-    e.add_argument("--json", default=None, help="also write the results to this JSON file")
-    e.add_argument("--grid", default=None, help="also write a grid of 32 samples to this PNG")
-    e.add_argument("--device", default="auto")
-    e.set_defaults(fn=cmd_eval_gan)
+    add_eval_parser(sub)
 
     p = sub.add_parser("reproduce", help="execute every notebook and regenerate figures/ (make reproduce)")
     p.add_argument("rest", nargs=argparse.REMAINDER)
