@@ -85,6 +85,13 @@ def available_pretrained() -> list[str]:
     )
 
 
+def bundled_name(ref) -> str | None:
+    """``ref`` as a string if it reads as a bundled name (``data/pretrained/<name>/``) rather than an existing
+    path, else None."""
+    name = str(ref)
+    return name if _NAME_RE.fullmatch(name) and not Path(name).exists() else None
+
+
 def resolve_checkpoint(path_or_name: str | os.PathLike, kind: str = "generator") -> Path:
     """A file path, a directory in the pretrained layout (``<dir>/<kind>.pt``) or a pretrained name."""
     p = Path(path_or_name).expanduser()

@@ -161,13 +161,12 @@ def cmd_train_encoder(args: argparse.Namespace) -> None:
 
 
 def cmd_train_directions(args: argparse.Namespace) -> None:
-    from .checkpoints import load_generator, pretrained_dir
+    from .checkpoints import bundled_name, load_generator, pretrained_dir
     from .edit_eval import fit_directions
     from .editing import save_directions, sfn_reader
-    from .inversion import _bundled
     from .models.sfn import load_sfn
 
-    name = _bundled(args.generator)
+    name = bundled_name(args.generator)
     if args.out is None and name is None:
         raise ValueError("--out is required when --generator is a path (a bundled name defaults to "
                          "data/pretrained/<name>/directions.pt)")  # fmt: skip

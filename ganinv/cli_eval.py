@@ -38,13 +38,15 @@ def cmd_eval_reconstruction(args: argparse.Namespace) -> None:
     import json
 
     from . import recon_eval
-    from .checkpoints import load_generator
+    from .checkpoints import bundled_name, load_generator
     from .models.sfn import load_sfn
     from .training.contrastive import write_json
 
     device = _device(args.device)
     G = load_generator(args.generator, device=device).eval()
-    entries = recon_eval.entries_from_specs(args.entry, args.optim_steps, args.optim_n)
+    entries = recon_eval.entries_from_specs(
+        args.entry, args.optim_steps, args.optim_n, bundled_name(args.generator)
+    )
     sfn = load_sfn(args.sfn, device)
     result = recon_eval.evaluate_reconstruction(entries, G, sfn, n=args.n, seed=args.seed)
     result.update(generator=str(args.generator), sfn=str(args.sfn))
@@ -65,7 +67,7 @@ def cmd_eval_editing(args: argparse.Namespace) -> None:
     import matplotlib.pyplot as plt
 
     from . import edit_eval, recon_eval
-    from .checkpoints import load_generator
+    from .checkpoints import bundled_name, load_generator
     from .editing import load_directions
     from .models.sfn import load_sfn
     from .training.contrastive import write_json
@@ -73,7 +75,9 @@ def cmd_eval_editing(args: argparse.Namespace) -> None:
     device = _device(args.device)
     G = load_generator(args.generator, device=device).eval()
     directions = load_directions(args.directions or args.generator, G)
-    entries = recon_eval.entries_from_specs(args.entry, args.optim_steps, args.optim_n)
+    entries = recon_eval.entries_from_specs(
+        args.entry, args.optim_steps, args.optim_n, bundled_name(args.generator)
+    )
     sfn = load_sfn(args.sfn, device)
     result = edit_eval.evaluate_editing(
         entries, G, sfn, directions, attributes=args.attributes, n=args.n, seed=args.seed,

@@ -31,10 +31,9 @@ import torch
 from torch import nn
 
 from . import editing as E
-from .data import synthfaces as sf
-from .inversion import invert, resolve_encoder
+from .inversion import invert
 from .metrics import id_similarity, lpips_features, mse
-from .recon_eval import Entry, check_entries, held_out
+from .recon_eval import Entry, check_entries, entry_encoder, factor_changes, held_out
 from .training.gan_eval import EVAL_SEED
 
 # In units of each direction's std. That std is the spread of *all* sampled w along the normal; most samples
@@ -79,21 +78,6 @@ def fit_directions(
             log(f"{name:>12}  ganspace      explained variance {d.explained_variance:.3f}  std {d.std:.3f}")
     if not out:
         raise ValueError("no direction could be fitted (every attribute was skipped and components=0)")
-    return out
-
-
-def factor_changes(before: Mapping[str, torch.Tensor], after: Mapping[str, torch.Tensor]) -> dict:
-    """``{factor: [N]}`` normalised change between two SFN read-outs (``SFN.attributes``) of the same images,
-    each in [0, 1]: binary / categorical 1 when the class changes, continuous |Δ| / (high − low)."""
-    out = {}
-    for f in sf.FACTORS:
-        a, b = before[f.name].float(), after[f.name].float()
-        if f.kind == "binary":
-            out[f.name] = ((a > 0.5) != (b > 0.5)).float()
-        elif f.kind == "categorical":
-            out[f.name] = (a != b).float()
-        else:
-            out[f.name] = (b - a).abs() / (f.high - f.low)
     return out
 
 
@@ -201,9 +185,7 @@ def evaluate_editing(
         bar = tqdm(total=sum(min(n, e.n or n) for e in entries.values()), desc="editing", unit="img")
     for name, entry in entries.items():
         m = min(n, entry.n or n)
-        encoder = entry.encoder
-        if not entry.method.startswith("optim"):
-            encoder = resolve_encoder(entry.method, encoder if encoder is not None else "synthfaces64", dev)
+        encoder = entry_encoder(entry, dev)
         fid: dict[str, list] = {k: [] for k in FIDELITY_KEYS}
         rows = {(a, s): {k: [] for k in EDIT_KEYS} for a in names for s in strengths}
         by_factor: dict[str, dict[str, list]] = {a: {} for a in names}

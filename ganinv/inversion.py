@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoints import CheckpointError, atomic_save, load_generator, pretrained_dir
+from .checkpoints import CheckpointError, atomic_save, bundled_name, load_generator, pretrained_dir
 from .data.images import ImageError, check_images, load_image, save_image
 from .losses import LossWeights, ReconstructionLoss
 from .models.clcae import CLCAE, load_clcae, reconstruct
@@ -59,7 +58,6 @@ ENCODERS = {
     "e4e": ("e4e_encoder", E4EEncoder, "ganinv train e4e"),
     "clcae": ("clcae", CLCAE, "ganinv train clcae"),
 }
-_BUNDLED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")
 
 
 @dataclass
@@ -287,12 +285,6 @@ def check_method(method: str) -> None:
         raise ValueError(f"unknown inversion method {method!r}; choose one of {list(METHODS)} ({listing})")
 
 
-def _bundled(ref) -> str | None:
-    """``ref`` if it is a bundled name (not an existing path), else None."""
-    name = str(ref)
-    return name if _BUNDLED_NAME.fullmatch(name) and not Path(name).exists() else None
-
-
 def resolve_encoder(method: str, encoder, device: torch.device | str = "cpu") -> nn.Module:
     """The encoder module of an encoder ``method`` from a module, a checkpoint path or a bundled name
     (``data/pretrained/<name>/<kind>.pt``); a clear CheckpointError when a bundled one is not trained yet."""
@@ -306,7 +298,7 @@ def resolve_encoder(method: str, encoder, device: torch.device | str = "cpu") ->
             f"method {method!r} needs an encoder: a {cls.__name__}, a checkpoint path or a bundled name "
             "(--encoder on the command line)"
         )
-    name = _bundled(encoder)
+    name = bundled_name(encoder)
     if name is not None:
         file = pretrained_dir() / name / f"{kind}.pt"
         if not file.is_file():
@@ -343,7 +335,7 @@ def invert(
     else:
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         G = load_generator(generator, device=dev)
-        encoder = _bundled(generator) if encoder is None else encoder
+        encoder = bundled_name(generator) if encoder is None else encoder
     if method.startswith("optim"):
         fn = optimize_w_plus if method == "optim-w+" else optimize_w
         return fn(G, images, **kwargs)
@@ -415,7 +407,7 @@ def invert_files(
     G = load_generator(generator, device=dev)
     enc = None
     if not method.startswith("optim"):
-        enc = resolve_encoder(method, encoder if encoder is not None else _bundled(generator), dev)
+        enc = resolve_encoder(method, encoder if encoder is not None else bundled_name(generator), dev)
     size = G.size if enc is None else enc.cfg.backbone.size
     images = []
     for p in map(Path, paths):

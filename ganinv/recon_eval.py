@@ -39,7 +39,7 @@ class Entry:
     """One row of the benchmark: an :func:`ganinv.inversion.invert` call.
 
     ``method`` one of :data:`ganinv.inversion.METHODS`; ``encoder`` a module, checkpoint path or bundled name
-    (encoder methods; None = the bundled one of the generator); ``options`` further ``invert`` keywords
+    (encoder methods; required for them); ``options`` further ``invert`` keywords
     (e.g. ``steps`` of the optimisation methods); ``n`` evaluate only the first ``n`` images (slow methods;
     None = all of them).
     """
@@ -68,6 +68,22 @@ def held_out(n: int, size: int, seed: int = EVAL_SEED) -> tuple[torch.Tensor, to
     return batch["image"].float(), batch["factors"].float()
 
 
+def factor_changes(before: Mapping[str, torch.Tensor], after: Mapping[str, torch.Tensor]) -> dict:
+    """``{factor: [N]}`` normalised difference between two sets of factor values (ground truth or
+    ``SFN.attributes`` read-outs), each in [0, 1]: binary 1 when the side of 0.5 differs, categorical 1 when
+    the class differs, continuous ``|Δ| / (high − low)``."""
+    out = {}
+    for f in sf.FACTORS:
+        a, b = before[f.name].float(), after[f.name].float()
+        if f.kind == "binary":
+            out[f.name] = ((a > 0.5) != (b > 0.5)).float()
+        elif f.kind == "categorical":
+            out[f.name] = (a.round() != b.round()).float()
+        else:
+            out[f.name] = (b - a).abs() / (f.high - f.low)
+    return out
+
+
 @torch.no_grad()
 def factor_errors(sfn: nn.Module, images: torch.Tensor, factors: torch.Tensor) -> dict[str, torch.Tensor]:
     """``{factor: [N]}`` per-image errors of the SFN read-out of ``images`` [N, 3, S, S] against the true
@@ -76,17 +92,9 @@ def factor_errors(sfn: nn.Module, images: torch.Tensor, factors: torch.Tensor) -
         raise ValueError(
             f"factors must be [N, {len(sf.FACTORS)}] for {images.shape[0]} images, got {list(factors.shape)}"
         )
-    read = sfn.attributes(images)
     factors = factors.to(images.device)
-    errors: dict[str, torch.Tensor] = {}
-    for i, factor in enumerate(sf.FACTORS):
-        truth, value = factors[:, i], read[factor.name].float()
-        if factor.kind == "binary":
-            errors[factor.name] = ((value > 0.5).float() != truth.round()).float()
-        elif factor.kind == "categorical":
-            errors[factor.name] = (value != truth.round()).float()
-        else:
-            errors[factor.name] = (value - truth).abs() / (factor.high - factor.low)
+    truth = {f.name: factors[:, i] for i, f in enumerate(sf.FACTORS)}
+    errors = factor_changes(truth, sfn.attributes(images))
     errors["factor_error"] = torch.stack(list(errors.values())).mean(0)
     return errors
 
@@ -145,9 +153,7 @@ def evaluate_reconstruction(
         bar = tqdm(total=total, desc="reconstruction", unit="img")
     for name, entry in entries.items():
         m = min(n, entry.n or n)
-        encoder = entry.encoder
-        if not entry.method.startswith("optim"):
-            encoder = resolve_encoder(entry.method, encoder if encoder is not None else "synthfaces64", dev)
+        encoder = entry_encoder(entry, dev)
         values: dict[str, list] = {}
         seconds = 0.0
         for s in range(0, m, batch_size):
@@ -170,14 +176,23 @@ def evaluate_reconstruction(
     return result
 
 
-def default_entries(optim_steps: int = 300, optim_n: int | None = 100) -> dict[str, Entry]:
-    """Every method of :data:`~ganinv.inversion.METHODS` with the bundled encoders; the optimisation
-    methods with ``optim_steps`` steps on the first ``optim_n`` images (they cost seconds per image)."""
+def entry_encoder(entry: Entry, device) -> nn.Module | None:
+    """The loaded encoder of an encoder method's entry (None for the optimisation methods); a clear error
+    when an encoder method has none."""
+    return None if entry.method.startswith("optim") else resolve_encoder(entry.method, entry.encoder, device)
+
+
+def default_entries(
+    optim_steps: int = 300, optim_n: int | None = 100, encoder: object = "synthfaces64"
+) -> dict[str, Entry]:
+    """Every method of :data:`~ganinv.inversion.METHODS`, the encoder methods with ``encoder`` (a bundled
+    name, a path or a module); the optimisation methods with ``optim_steps`` steps on the first ``optim_n``
+    images (they cost seconds per image)."""
     entries = {}
     for method in ("optim-w", "optim-w+"):
         entries[method] = Entry(method, options={"steps": optim_steps}, n=optim_n)
     for method in ("psp", "e4e", "clcae-w", "clcae-w+", "clcae-f"):
-        entries[method] = Entry(method)
+        entries[method] = Entry(method, encoder)
     return entries
 
 
@@ -207,17 +222,20 @@ def merge_results(old: dict, new: dict) -> dict:
 
 
 def entries_from_specs(
-    specs: Sequence[str] | None, optim_steps: int, optim_n: int | None
+    specs: Sequence[str] | None, optim_steps: int, optim_n: int | None, encoder: object = None
 ) -> dict[str, Entry]:
     """The ``--entry NAME=METHOD[@ENCODER]`` options of the benchmark commands as entries (the optimisation
-    methods with ``optim_steps`` steps on ``optim_n`` images); none given: :func:`default_entries`."""
+    methods with ``optim_steps`` steps on ``optim_n`` images; encoder methods without ``@ENCODER`` get
+    ``encoder``, e.g. the generator's bundled name); none given: :func:`default_entries`."""
     if not specs:
-        return default_entries(optim_steps, optim_n)
+        return default_entries(optim_steps, optim_n, encoder)
     entries = {}
     for spec in specs:
         name, entry = parse_entry(spec)
         if entry.method.startswith("optim"):
             entry.options, entry.n = {"steps": optim_steps}, optim_n
+        elif entry.encoder is None:
+            entry.encoder = encoder
         entries[name] = entry
     return entries
 

@@ -34,6 +34,26 @@ NB01_FIGURES = [
 ]
 
 
+def smoke_run(notebook, tmp_path, figure_names) -> tuple[dict, str]:
+    """Execute ``notebook`` with the SMOKE parameters into ``tmp_path``, check that each named figure was
+    written (and is not a stub), and return its metrics JSON and the text of all its outputs."""
+    figures = tmp_path / "figures"
+    out = reproduce.execute(
+        notebook,
+        {"SMOKE": True, "DEVICE": "cpu", "FIGURES": str(figures)},
+        output=tmp_path / notebook.name,
+        timeout=900,
+    )
+    for name in figure_names:
+        with Image.open(figures / f"{name}.png") as im:
+            assert im.width > 100 and im.height > 100, name
+    metrics = json.loads((figures / f"{notebook.name[:2]}_metrics.json").read_text())
+    text = "".join(
+        o.get("text", "") for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", [])
+    )
+    return metrics, text
+
+
 def test_notebooks_have_parameters_cell_and_python3_kernel():
     paths = reproduce.numbered_notebooks()
     assert NB01 in paths
@@ -49,17 +69,7 @@ def test_notebooks_have_parameters_cell_and_python3_kernel():
 
 
 def test_notebook_01_smoke_run_writes_figures_and_metrics(tmp_path):
-    figures = tmp_path / "figures"
-    out = reproduce.execute(
-        NB01,
-        {"SMOKE": True, "DEVICE": "cpu", "FIGURES": str(figures)},
-        output=tmp_path / "01.ipynb",
-        timeout=900,
-    )
-    for name in NB01_FIGURES:
-        with Image.open(figures / f"{name}.png") as im:
-            assert im.width > 100 and im.height > 100, name
-    metrics = json.loads((figures / "01_metrics.json").read_text())
+    metrics, text = smoke_run(NB01, tmp_path, NB01_FIGURES)
     assert metrics["smoke"] is True and metrics["n"] == 200
     # the mapping network warps the isotropic Gaussian: W's principal variances spread far more than Z's
     assert metrics["pca_condition_w"] > 3 * metrics["pca_condition_z"]
@@ -67,9 +77,6 @@ def test_notebook_01_smoke_run_writes_figures_and_metrics(tmp_path):
         assert math.isfinite(metrics[key]) and metrics[key] >= 0, key
     # two disjoint samples of the data are closer than blurred data is to the data
     assert metrics["fid_sfn_data_vs_data"] < metrics["fid_sfn_blurred_data"]
-    text = "".join(
-        o.get("text", "") for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", [])
-    )
     assert "reproduces G(w_A): max |difference| = 0.0e+00" in text
     assert "trained 4 steps" in text
 
@@ -78,17 +85,8 @@ NB02 = reproduce.NOTEBOOKS / "02_w_space_contrastive_alignment.ipynb"
 
 
 def test_notebook_02_smoke_run_writes_figures_and_metrics(tmp_path):
-    figures = tmp_path / "figures"
-    reproduce.execute(
-        NB02,
-        {"SMOKE": True, "DEVICE": "cpu", "FIGURES": str(figures)},
-        output=tmp_path / "02.ipynb",
-        timeout=900,
-    )
-    for name in ("02_pairs", "02_live_training", "02_similarity", "02_retrieval"):
-        with Image.open(figures / f"{name}.png") as im:
-            assert im.width > 100 and im.height > 100, name
-    metrics = json.loads((figures / "02_metrics.json").read_text())
+    names = ("02_pairs", "02_live_training", "02_similarity", "02_retrieval")
+    metrics, _ = smoke_run(NB02, tmp_path, names)
     assert metrics["smoke"] is True and metrics["n_retrieval"] == 64
     for key in (
         "image_to_latent_top1",
@@ -107,18 +105,8 @@ NB03 = reproduce.NOTEBOOKS / "03_wplus_f_cross_attention_encoding.ipynb"
 
 
 def test_notebook_03_smoke_run_writes_figures_and_metrics(tmp_path):
-    figures = tmp_path / "figures"
-    out = reproduce.execute(
-        NB03,
-        {"SMOKE": True, "DEVICE": "cpu", "FIGURES": str(figures)},
-        output=tmp_path / "03.ipynb",
-        timeout=900,
-    )
     names = ["03_attention", "03_live_training", "03_reconstructions", "03_error_maps", "03_results"]
-    for name in names:
-        with Image.open(figures / f"{name}.png") as im:
-            assert im.width > 100 and im.height > 100, name
-    metrics = json.loads((figures / "03_metrics.json").read_text())
+    metrics, text = smoke_run(NB03, tmp_path, names)
     assert metrics["smoke"] is True and metrics["live_n"] == 8
     live = metrics["live"]
     assert set(live) == {"clcae-w", "clcae-w+", "clcae-f", "psp", "e4e"}
@@ -126,9 +114,6 @@ def test_notebook_03_smoke_run_writes_figures_and_metrics(tmp_path):
     assert live["clcae-f"]["lpips_sfn"] < live["clcae-w"]["lpips_sfn"]
     assert live["clcae-f"]["mse"] < live["clcae-w"]["mse"]
     assert sum(metrics["f_attention_share_coarse_middle_fine"]) == pytest.approx(1.0, abs=1e-4)
-    text = "".join(
-        o.get("text", "") for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", [])
-    )
     # the released single-token attention ignores its query, and W_Q gets no gradient
     assert "with one token: 0.0e+00" in text
     assert "W_V gets a gradient: True; W_Q and W_K only rounding noise (< 1e-4 of W_V's): True" in text
@@ -139,13 +124,6 @@ NB04 = reproduce.NOTEBOOKS / "04_editing.ipynb"
 
 
 def test_notebook_04_smoke_run_writes_figures_and_metrics(tmp_path):
-    figures = tmp_path / "figures"
-    out = reproduce.execute(
-        NB04,
-        {"SMOKE": True, "DEVICE": "cpu", "FIGURES": str(figures)},
-        output=tmp_path / "04.ipynb",
-        timeout=900,
-    )
     names = [
         "04_direction_cosines",
         "04_interfacegan_edits",
@@ -153,10 +131,7 @@ def test_notebook_04_smoke_run_writes_figures_and_metrics(tmp_path):
         "04_edits_by_method",
         "04_tradeoff",
     ]
-    for name in names:
-        with Image.open(figures / f"{name}.png") as im:
-            assert im.width > 100 and im.height > 100, name
-    metrics = json.loads((figures / "04_metrics.json").read_text())
+    metrics, text = smoke_run(NB04, tmp_path, names)
     assert metrics["smoke"] is True and metrics["live_n"] == 4
     assert set(metrics["live"]) == {"e4e", "psp", "clcae-w", "clcae-w+", "clcae-f"}
     # the bundled boundaries separate their attributes far better than chance
@@ -165,8 +140,5 @@ def test_notebook_04_smoke_run_writes_figures_and_metrics(tmp_path):
     cond = metrics["conditional"]
     partner = cond["partner"]
     assert cond[f"conditioned on {partner}"]["partner"] <= cond["plain"]["partner"]
-    text = "".join(
-        o.get("text", "") for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", [])
-    )
     # the explorer cell: moving a slider changes the picture, reset restores it exactly
     assert "picture changed: True" in text and "after reset: True" in text

@@ -111,6 +111,12 @@ def test_entries_and_bad_arguments(G, tiny):
     entries = recon_eval.default_entries(optim_steps=7, optim_n=5)
     assert set(entries) == {"optim-w", "optim-w+", "psp", "e4e", "clcae-w", "clcae-w+", "clcae-f"}
     assert entries["optim-w+"].options == {"steps": 7} and entries["optim-w+"].n == 5
+    assert entries["psp"].encoder == "synthfaces64" and entries["optim-w"].encoder is None
+    specs = recon_eval.entries_from_specs(["p=psp", "q=e4e@q.pt", "w=optim-w"], 7, 5, encoder="gen")
+    assert (specs["p"].encoder, specs["q"].encoder, specs["w"].encoder) == ("gen", "q.pt", None)
+    assert specs["w"].options == {"steps": 7} and specs["w"].n == 5
+    with pytest.raises(ValueError, match="needs an encoder"):  # no silent fallback to a bundled name
+        recon_eval.evaluate_reconstruction({"p": recon_eval.Entry("psp")}, G, tiny[1], n=2, progress=False)
     with pytest.raises(ValueError, match="n must be"):
         recon_eval.evaluate_reconstruction({"p": recon_eval.Entry("psp", tiny[0], n=0)}, G, tiny[1], n=2)
 

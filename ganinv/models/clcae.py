@@ -424,7 +424,8 @@ def attention_maps(model: CLCAE, image: torch.Tensor) -> dict[str, object]:
             a = block.attn.weights(w_off.unsqueeze(1), keys).mean(1)[:, 0]  # [N, s*s]
             maps["wplus"].append(a.view(-1, *level.shape[-2:]))
     if cfg.use_f and cfg.use_f_attention:
-        kv = model(image).w_plus - model.w_avg  # [N, n_latent, style_dim]
+        w_plus = (model.w_avg + w_off).unsqueeze(1) + model._wplus_offsets(pyramid, w_off)  # as forward
+        kv = w_plus - model.w_avg  # [N, n_latent, style_dim]
         n, _, h, wd = pyramid.fine.shape
         pixels = pyramid.fine.flatten(2).transpose(1, 2)  # [N, h*w, C]
         a = model.f_block.attn.weights(pixels, kv + model.layer_embed).mean(1)  # [N, h*w, n_latent]
