@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 from pathlib import Path
@@ -194,27 +195,57 @@ def cmd_train_inpaint(args: argparse.Namespace) -> None:
         print(f"trained stage {cfg.stage} to step {result['step']}; model in {cfg.out_dir}/inpainter.pt")
 
 
+def parse_edit(spec: str) -> tuple[str, float]:
+    """``ATTRIBUTE=SIGMAS`` (the ``--edit`` option of ``ganinv inpaint``) -> (name, strength in sigmas)."""
+    name, sep, value = spec.partition("=")
+    try:
+        strength = float(value)
+    except ValueError:
+        strength = math.nan
+    if not (sep and name and math.isfinite(strength)):
+        raise ValueError(f"--edit {spec!r}: expected ATTRIBUTE=SIGMAS, e.g. smiling=6")
+    return name, strength
+
+
 def cmd_inpaint(args: argparse.Namespace) -> None:
-    from .checkpoints import load_generator
+    from .checkpoints import load_checkpoint, load_generator, resolve_checkpoint
     from .data.images import load_image, save_image
     from .data.masks import load_mask
-    from .models.inpainting import load_inpainter
+    from .editing import apply_edit, load_directions
+    from .models.inpainting import KIND, load_inpainter
 
     if args.n < 1:
         raise ValueError(f"-n must be at least 1, got {args.n}")
+    edit = parse_edit(args.edit) if args.edit else None
     device = _device(args.device)
     G = load_generator(args.generator, device=device) if args.generator else None
     model = load_inpainter(args.model, G=G, device=device)
+    directions = None
+    if edit is not None:  # the generator's directions, unless --directions names others
+        ref = args.generator or load_checkpoint(resolve_checkpoint(args.model, KIND), KIND).get("generator")
+        directions = load_directions(args.directions or ref, model.G)
+        if edit[0] not in directions:
+            raise ValueError(f"--edit: no direction {edit[0]!r}; this file has {sorted(directions)}")
     size = model.cfg.size
     x = load_image(args.image, size=size)[None].to(device)  # [1, 3, S, S]
     mask = load_mask(args.mask, size=size)[None].to(device)  # [1, 1, S, S]
-    ys = model.sample(x, mask, n=args.n, seed=args.seed, stage=args.stage, paste=args.paste)[0].clamp(-1, 1)
+    outs = model.sample_outputs(x, mask, n=args.n, seed=args.seed, stage=args.stage)
+    ys = torch.stack([o["image"] for o in outs], 1)  # [1, n, 3, S, S]
+    if args.paste:
+        ys = model.composite(x, mask, ys)
     out = Path(args.out)
     save_image((x * mask)[0].cpu(), out / "erased.png")
-    for i, y in enumerate(ys.cpu()):
+    for i, y in enumerate(ys[0].clamp(-1, 1).cpu()):
         save_image(y, out / f"result_{i:02d}.png")
-    save_image(ys.cpu(), out / "grid.png", nrow=min(args.n, 8))
-    print(f"wrote {args.n} completions of {args.image} to {out} (grid.png, result_*.png, erased.png)")
+    save_image(ys[0].clamp(-1, 1).cpu(), out / "grid.png", nrow=min(args.n, 8))
+    what = "grid.png, result_*.png, erased.png"
+    if directions is not None:
+        d = directions[edit[0]]
+        with torch.no_grad():
+            edited = torch.cat([apply_edit(model.G, o, d, edit[1] * d.std)["image"] for o in outs])
+        save_image(edited.clamp(-1, 1).cpu(), out / "edited_grid.png", nrow=min(args.n, 8))
+        what += f", edited_grid.png ({edit[0]} {edit[1]:+g} sigma)"
+    print(f"wrote {args.n} completions of {args.image} to {out} ({what})")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -272,6 +303,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the random latents (one per completion)")
     p.add_argument("--stage", type=int, default=2, choices=[1, 2], help="2 adds the skip features")
     p.add_argument("--paste", action="store_true", help="paste the known pixels onto the results")
+    p.add_argument(
+        "--edit",
+        default=None,
+        metavar="ATTRIBUTE=SIGMAS",
+        help="also write edited_grid.png: each completion edited along a direction (smiling=6)",
+    )
+    p.add_argument("--directions", default=None, help="directions.pt for --edit (default: the generator's)")
     p.add_argument("--device", default="auto")
     p.set_defaults(fn=cmd_inpaint)
 

@@ -94,6 +94,44 @@ def cmd_eval_editing(args: argparse.Namespace) -> None:
         print(json.dumps(result, indent=2))
 
 
+def cmd_eval_inpainting(args: argparse.Namespace) -> None:
+    import json
+
+    import matplotlib.pyplot as plt
+
+    from . import inpaint_eval as ie
+    from .checkpoints import load_generator
+    from .models.sfn import load_sfn
+    from .training.contrastive import write_json
+
+    device = _device(args.device)
+    G = load_generator(args.generator, device=device).eval()
+    if args.entry:
+        entries = dict(ie.parse_entry(spec, args.model) for spec in args.entry)
+        for e in entries.values():
+            if e.method == "optim":
+                e.options, e.n = {"steps": args.optim_steps}, args.optim_n
+    else:
+        entries = ie.default_entries(args.model, args.optim_steps, args.optim_n)
+    sfn = load_sfn(args.sfn, device)
+    buckets = [int(b.lstrip("h")) for b in args.buckets]
+    result = ie.evaluate_entries(
+        entries, G, sfn, n=args.n, generator=args.generator, sfn_name=args.sfn, buckets=buckets,
+        samples=args.samples, batch_size=args.batch_size,
+    )  # fmt: skip
+    if args.add:
+        if not args.json or not Path(args.json).is_file():
+            raise ValueError("--add needs an existing --json file to add the rows to")
+        result = ie.merge_results(json.loads(Path(args.json).read_text()), result)
+    if args.json:
+        write_json(result, args.json)
+    if args.figure:
+        plt.close(ie.bucket_figure(result, args.figure))
+    print(ie.markdown_table(result))
+    if not args.json:
+        print(json.dumps(result, indent=2))
+
+
 def cmd_eval_contrastive(args: argparse.Namespace) -> None:
     import json
 
@@ -146,6 +184,7 @@ def cmd_eval_gan(args: argparse.Namespace) -> None:
 
 def add_eval_parser(sub) -> None:
     """Register ``ganinv eval`` and its subcommands on the top-level subparsers ``sub``."""
+    from .inpaint_eval import METHODS as INPAINT_METHODS
     from .training.sfn import EVAL_SEED
 
     p = sub.add_parser("eval", help="evaluate a model on held-out data (see `ganinv eval sfn --help`)")
@@ -226,6 +265,35 @@ def add_eval_parser(sub) -> None:
     e.add_argument("--figure", default=None, help="write the fidelity / editability scatter to this PNG")
     e.add_argument("--device", default="auto")
     e.set_defaults(fn=cmd_eval_editing)
+    e = eval_sub.add_parser(
+        "inpainting", help="diverse inpainting vs baselines per hole-ratio bucket (05_inpainting.json)"
+    )
+    e.add_argument("--generator", default="synthfaces64", help="bundled name or path of the generator")
+    e.add_argument("--model", default="synthfaces64", help="inpainter of rows without @MODEL")
+    e.add_argument("--entry", action="append", metavar="NAME=METHOD[@MODEL]",
+                   help="a row (repeatable), METHOD one of: " + "; ".join(
+                       f"{k}: {v}" for k, v in INPAINT_METHODS.items()) + ". Default: the model, "
+                   "no stage 2, no mixing, masked optimisation and biharmonic")  # fmt: skip
+    e.add_argument("--sfn", default="sfn", help="SFN of FID, U-/P-IDS, LPIPS-SFN and the diversity")
+    e.add_argument("-n", type=int, default=200, help="held-out images per hole-ratio bucket")
+    e.add_argument("--samples", type=int, default=5, help="completions per input (diversity)")
+    e.add_argument(
+        "--buckets",
+        nargs="+",
+        default=[f"h{i}" for i in range(5)],
+        choices=[f"h{i}" for i in range(5)],
+        help="hole-ratio buckets (CoModGAN's h0 = 0-20%% ... h4 = 80-100%%)",
+    )
+    e.add_argument("--optim-n", type=int, default=50, help="images for masked optimisation (slow)")
+    e.add_argument("--optim-steps", type=int, default=200, help="steps of masked optimisation")
+    e.add_argument("--batch-size", type=int, default=25)
+    e.add_argument("--json", default=None, help="write the results to this JSON file")
+    e.add_argument(
+        "--add", action="store_true", help="add the rows to the existing --json file (same images, G, SFN)"
+    )
+    e.add_argument("--figure", default=None, help="write metric-vs-hole-ratio panels to this PNG")
+    e.add_argument("--device", default="auto")
+    e.set_defaults(fn=cmd_eval_inpainting)
     e = eval_sub.add_parser("gan", help="FID-SFN vs SynthFaces, blurred-data scale, attribute frequencies")
     e.add_argument("--checkpoint", default="synthfaces64", help="bundled name or path of a generator")
     e.add_argument("--sfn", default="sfn", help="bundled name or path of the SFN used for the metrics")

@@ -21,13 +21,20 @@ seed ``MASK_EVAL_SEED``). Per bucket (our protocol; the paper's is unknown):
   the originals on the known pixels only (mean over the k samples) — the fidelity stage 2 is for;
 * ``diversity_lpips_sfn``: mean pairwise LPIPS-SFN between the k completions of an input inside the holes
   (:func:`ganinv.metrics.pairwise_diversity`), averaged over inputs;
-* ``seconds_per_image``: wall time of the method per completed image (one sample of one input).
+* ``seam_excess``: colour seams at the hole border of the pasted completion, :func:`seam_excess` (mean over
+  the k samples; 0 = the border is as smooth as in the original, > 0 = a visible edge);
+* ``seconds_per_image``: wall time of the method per completed image (one sample of one input; a
+  deterministic method computes once for its k identical samples).
+
+The benchmark rows (``ganinv eval inpainting``, ``figures/05_inpainting.json``) are :class:`Entry` objects
+``NAME=METHOD[@MODEL]``: :data:`METHODS` on an inpainter checkpoint (path or bundled name).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -42,8 +49,9 @@ from .training.gan_eval import EVAL_SEED, real_images
 
 __all__ = [
     "EVAL_SEED", "MASK_EVAL_SEED", "Method", "InpainterMethod", "MaskedOptimization", "Biharmonic",
-    "biharmonic_inpaint", "as_method", "evaluate_inpainting", "evaluate_methods", "metric_table",
-    "write_json",
+    "biharmonic_inpaint", "as_method", "seam_excess", "evaluate_inpainting", "evaluate_methods",
+    "metric_table", "write_json", "METHODS", "Entry", "parse_entry", "default_entries", "build_method",
+    "evaluate_entries", "merge_results", "mean_over_buckets", "markdown_table", "bucket_figure",
 ]  # fmt: skip
 
 MASK_EVAL_SEED = 20230727  # fixed evaluation masks (training masks use other seeds)
@@ -204,6 +212,23 @@ def bucket_label(bucket: int | tuple[float, float]) -> str:
     return "-".join(f"{float(v):.2f}" for v in bucket)
 
 
+def seam_excess(done: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per image [N]: mean over the 4-neighbour pixel pairs (p known, q in the hole) of
+    ``|done(p) - done(q)| - |x(p) - x(q)|`` (channel mean, pixel values in [-1, 1]): how much larger the
+    colour step across the hole border of the completion ``done`` is than the original's step there
+    (0 for images without border pairs). ``done`` [N, 3, H, W], ``x`` likewise, ``mask`` [N, 1, H, W]."""
+    total, count = done.new_zeros(done.shape[0]), done.new_zeros(done.shape[0])
+    for dim in (2, 3):  # vertical, horizontal neighbours
+        n = done.shape[dim] - 1
+        m0, m1 = mask.narrow(dim, 0, n), mask.narrow(dim, 1, n)
+        border = (m0 - m1).abs()  # [N, 1, ...] 1 where exactly one of the pair is known
+        step_done = (done.narrow(dim, 0, n) - done.narrow(dim, 1, n)).abs().mean(1, keepdim=True)
+        step_x = (x.narrow(dim, 0, n) - x.narrow(dim, 1, n)).abs().mean(1, keepdim=True)
+        total = total + ((step_done - step_x) * border).sum((1, 2, 3))
+        count = count + border.sum((1, 2, 3))
+    return total / count.clamp(min=1)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -240,7 +265,7 @@ def evaluate_inpainting(
     result: dict = {"n": n, "samples": samples, "seed": seed, "mask_seed": mask_seed, "buckets": {}}
     for bucket in buckets:
         masks = bucket_masks(bucket, n, G.size, seed=mask_seed, kind=mask_kind).to(dev)
-        first, psnr, lpips_known, diversity, seconds = [], [], [], [], 0.0
+        first, psnr, lpips_known, diversity, seams, seconds = [], [], [], [], [], 0.0
         for start in range(0, n, batch_size):
             x, m = real[start : start + batch_size], masks[start : start + batch_size]
             _sync(dev)
@@ -256,6 +281,7 @@ def evaluate_inpainting(
             for j in range(samples):
                 psnr.append(10 * torch.log10(4 / mse(ys[:, j], x, m).clamp(min=4 * 10 ** (-PSNR_CAP / 10))))
                 lpips_known.append(distance(ys[:, j] * m, x * m) / area)
+                seams.append(seam_excess(done[:, j], x, m))
             diversity.append(pairwise_diversity(done.transpose(0, 1), distance, mask=1 - m))
         f_fake = compute_features(torch.cat(first), extractor, batch_size=250, progress=False)
         ids = ids_scores(f_real, f_fake)
@@ -267,6 +293,7 @@ def evaluate_inpainting(
             "psnr_unerased": float(torch.cat(psnr).mean()),
             "lpips_sfn_unerased": float(torch.cat(lpips_known).mean()),
             "diversity_lpips_sfn": float(torch.cat(diversity).mean()),
+            "seam_excess": float(torch.cat(seams).mean()),
             "seconds_per_image": seconds / (n * samples),
         }
     return result
@@ -286,3 +313,151 @@ def metric_table(
         for label, values in res["buckets"].items():
             lines.append(f"{name}  {label}  " + "  ".join(f"{values[k]:.4g}" for k in metrics))
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The benchmark: named rows NAME=METHOD[@MODEL] (``ganinv eval inpainting``, figures/05_inpainting.json)
+
+METHODS = {
+    "inpainter": "the trained model, stage 2, a fresh w_r per sample (diverse)",
+    "inpainter-s1": "the same model without its stage-2 skip features (the 'no stage 2' ablation)",
+    "no-mixing": "the same encoder without the mixer: w_plus_mix = w_plus_e, stage 2 (deterministic)",
+    "optim": "masked optimisation of w+ from w_avg (MSE + LPIPS-SFN on the known pixels), no model",
+    "biharmonic": "classical smooth inpainting (thin-plate energy), no model",
+}
+MODEL_FREE = ("optim", "biharmonic")
+TABLE_KEYS = ("fid_sfn", "u_ids_sfn", "p_ids_sfn", "psnr_unerased", "lpips_sfn_unerased",
+              "diversity_lpips_sfn", "seam_excess", "seconds_per_image")  # fmt: skip
+LOWER_IS_BETTER = {"fid_sfn": True, "u_ids_sfn": False, "p_ids_sfn": False, "psnr_unerased": False,
+                   "lpips_sfn_unerased": True, "diversity_lpips_sfn": False, "seam_excess": True,
+                   "seconds_per_image": True}  # fmt: skip
+
+
+@dataclass
+class Entry:
+    """One benchmark row: ``method`` (a key of :data:`METHODS`) on the inpainter ``model`` (path or bundled
+    name; model methods only), with ``options`` (``steps`` of "optim"), on the first ``n`` images (None:
+    all; the optimisation baseline is slow)."""
+
+    method: str
+    model: str | None = None
+    options: dict = field(default_factory=dict)
+    n: int | None = None
+
+
+def parse_entry(spec: str, model: str = "synthfaces64") -> tuple[str, Entry]:
+    """``NAME=METHOD[@MODEL]`` (the ``--entry`` option; MODEL defaults to ``model``) -> (NAME, Entry)."""
+    name, sep, rest = spec.partition("=")
+    method, _, path = rest.partition("@")
+    if not sep or not name or not method:
+        raise ValueError(f"--entry {spec!r}: expected NAME=METHOD[@MODEL], e.g. 'no A=inpainter-s1@runs/a'")
+    if method not in METHODS:
+        raise ValueError(f"--entry {spec!r}: unknown method {method!r}; choose from {sorted(METHODS)}")
+    if path and method in MODEL_FREE:
+        raise ValueError(f"--entry {spec!r}: method {method!r} takes no model")
+    return name, Entry(method, None if method in MODEL_FREE else (path or model))
+
+
+def default_entries(model: str = "synthfaces64", optim_steps: int = 200, optim_n: int | None = None) -> dict:
+    """The main comparison: the model, its two ablations that need no retraining, and both baselines."""
+    return {
+        "diverse (ours)": Entry("inpainter", model),
+        "no stage 2": Entry("inpainter-s1", model),
+        "no mixing (deterministic)": Entry("no-mixing", model),
+        "masked optimisation": Entry("optim", options={"steps": optim_steps}, n=optim_n),
+        "biharmonic": Entry("biharmonic"),
+    }
+
+
+def build_method(entry: Entry, G, sfn, cache: dict | None = None) -> Method:
+    """The callable of one row; ``cache`` {model: Inpainter} loads each checkpoint once."""
+    if entry.method == "optim":
+        return MaskedOptimization(G, sfn=sfn, **entry.options)
+    if entry.method == "biharmonic":
+        return Biharmonic(**entry.options)
+    from .models.inpainting import load_inpainter
+
+    cache = {} if cache is None else cache
+    if entry.model not in cache:
+        cache[entry.model] = load_inpainter(entry.model, G=G, device=G.w_avg.device)
+    model = cache[entry.model]
+    stage = 1 if entry.method == "inpainter-s1" else 2
+    return InpainterMethod(model, stage=stage, mixing=entry.method != "no-mixing")
+
+
+def mean_over_buckets(buckets: dict[str, dict]) -> dict[str, float]:
+    """Every metric averaged over the hole-ratio buckets of one :func:`evaluate_inpainting` result."""
+    keys = next(iter(buckets.values())).keys()
+    return {k: sum(b[k] for b in buckets.values()) / len(buckets) for k in keys}
+
+
+def evaluate_entries(
+    entries: dict[str, Entry],
+    G,
+    sfn,
+    n: int = 200,
+    generator: str = "",
+    sfn_name: str = "",
+    progress: bool = True,
+    **kwargs,
+) -> dict:
+    """:func:`evaluate_inpainting` for every row on the same held-out images and masks. Returns ``{"n",
+    "samples", "seed", "mask_seed", "image_size", "generator", "sfn", "entries": {name: {"method", "model",
+    "options", "n", "buckets": {label: metrics}, "mean": metrics over buckets}}}``."""
+    from tqdm.auto import tqdm
+
+    for name, e in entries.items():
+        if e.method not in METHODS:
+            raise ValueError(f"entry {name!r}: unknown method {e.method!r}; choose from {sorted(METHODS)}")
+    cache: dict = {}
+    rows, info = {}, {}
+    for name, e in tqdm(entries.items(), desc="inpainting benchmark", disable=not progress):
+        res = evaluate_inpainting(build_method(e, G, sfn, cache), G, sfn, n=min(n, e.n or n), **kwargs)
+        info = {k: res[k] for k in ("samples", "seed", "mask_seed")}
+        rows[name] = dict(method=e.method, model=e.model, options=e.options, n=res["n"],
+                          buckets=res["buckets"], mean=mean_over_buckets(res["buckets"]))  # fmt: skip
+    return dict(n=n, **info, image_size=G.size, generator=str(generator), sfn=str(sfn_name), entries=rows)
+
+
+def merge_results(old: dict, new: dict) -> dict:
+    """``old`` with the rows of ``new`` added (same names replaced); ValueError unless both used the same
+    images, masks, generator and SFN."""
+    keys = ("n", "samples", "seed", "mask_seed", "image_size", "generator", "sfn")
+    if differ := [k for k in keys if old.get(k) != new.get(k)]:
+        raise ValueError(
+            "cannot add rows scored differently: "
+            + ", ".join(f"{k} {old.get(k)!r} vs {new.get(k)!r}" for k in differ)
+        )
+    return {**old, "entries": {**old["entries"], **new["entries"]}}
+
+
+def markdown_table(result: dict, keys: Sequence[str] = TABLE_KEYS, bucket: str | None = None) -> str:
+    """The rows of :func:`evaluate_entries` as a Markdown table (best value bold): averaged over the
+    buckets, or for one ``bucket`` label (e.g. "h4")."""
+    from .recon_eval import best_bold_rows
+
+    rows = {
+        name: {"n": r["n"], **(r["mean"] if bucket is None else r["buckets"][bucket])}
+        for name, r in result["entries"].items()
+    }
+    return "\n".join(best_bold_rows(rows, keys, LOWER_IS_BETTER))
+
+
+def bucket_figure(result: dict, path: str | None = None, keys: Sequence[str] = (
+        "fid_sfn", "diversity_lpips_sfn", "psnr_unerased", "seam_excess")):  # fmt: skip
+    """One panel per metric against the mean hole ratio of each bucket, one line per row."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.2), constrained_layout=True)
+    for name, r in result["entries"].items():
+        ratio = [b["hole_ratio"] for b in r["buckets"].values()]
+        for ax, k in zip(axes, keys):
+            ax.plot(ratio, [b[k] for b in r["buckets"].values()], marker="o", label=name)
+    for ax, k in zip(axes, keys):
+        ax.set_xlabel("hole ratio")
+        ax.set_title(k + (" (lower is better)" if LOWER_IS_BETTER[k] else " (higher is better)"), fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    if path:
+        fig.savefig(path, dpi=110)
+    return fig

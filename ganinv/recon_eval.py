@@ -240,18 +240,26 @@ def entries_from_specs(
     return entries
 
 
-def markdown_table(result: dict, keys: tuple[str, ...] = METRIC_KEYS) -> str:
-    """The ``methods`` of a :func:`evaluate_reconstruction` result as a Markdown table (best value bold),
-    with the SFN floor of the factor error as the last row."""
-    rows = result["methods"]
+def best_bold_rows(
+    rows: Mapping[str, Mapping], keys: Sequence[str], lower_is_better: Mapping[str, bool]
+) -> list[str]:
+    """Markdown table lines (header, rule, one row per name with its ``n``) of ``rows`` {name: {"n", key:
+    value}}, the best value of every column in bold (shared by the reconstruction and inpainting tables)."""
     best = {}
     for k in keys:
         vals = [r[k] for r in rows.values()]
-        best[k] = min(vals) if LOWER_IS_BETTER[k] else max(vals)
+        best[k] = min(vals) if lower_is_better[k] else max(vals)
     lines = ["| method | n | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     for name, r in rows.items():
         cells = [f"**{r[k]:.4g}**" if r[k] == best[k] else f"{r[k]:.4g}" for k in keys]
         lines.append(f"| {name} | {r['n']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown_table(result: dict, keys: tuple[str, ...] = METRIC_KEYS) -> str:
+    """The ``methods`` of a :func:`evaluate_reconstruction` result as a Markdown table (best value bold),
+    with the SFN floor of the factor error as the last row."""
+    lines = best_bold_rows(result["methods"], keys, LOWER_IS_BETTER)
     floor = ["—"] * len(keys)
     floor[keys.index("factor_error")] = f"{result['input']['factor_error']:.4g}"
     lines.append(f"| input (SFN floor) | {result['n']} | " + " | ".join(floor) + " |")

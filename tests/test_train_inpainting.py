@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from ganinv import inpaint_eval as ie
 from ganinv.checkpoints import CheckpointError
 from ganinv.cli import main as cli_main
 from ganinv.data.images import load_image, save_image
@@ -187,7 +188,7 @@ def test_evaluation_metrics_and_diversity_of_deterministic_and_mixing_methods(tm
     }
     results = evaluate_methods(methods, G, sfn, n=6, buckets=[1, (0.5, 0.7)], samples=5, batch_size=4)
     keys = {"hole_ratio", "fid_sfn", "u_ids_sfn", "p_ids_sfn", "psnr_unerased", "lpips_sfn_unerased",
-            "diversity_lpips_sfn", "seconds_per_image"}  # fmt: skip
+            "diversity_lpips_sfn", "seam_excess", "seconds_per_image"}  # fmt: skip
     for name, res in results.items():
         assert res["n"] == 6 and res["samples"] == 5 and list(res["buckets"]) == ["h1", "0.50-0.70"]
         for label, values in res["buckets"].items():
@@ -203,6 +204,37 @@ def test_evaluation_metrics_and_diversity_of_deterministic_and_mixing_methods(tm
     assert json.loads((tmp_path / "eval.json").read_text()) == results
     with pytest.raises(ValueError, match="samples >= 2"):
         evaluate_methods({"m": model}, G, sfn, n=4, samples=1)
+
+
+def test_seam_excess_known_answers():
+    x = torch.zeros(2, 3, 16, 16)
+    x[:, :, :, 8:] = 0.6  # the original has its own vertical edge at column 8
+    mask = torch.ones(2, 1, 16, 16)
+    mask[:, :, 4:12, 8:12] = 0  # a hole whose left border lies on that edge
+    assert torch.allclose(ie.seam_excess(x, x, mask), torch.zeros(2))  # the original: no excess
+    done = x.clone()
+    done[:, :, 4:12, 8:12] -= 0.6  # hole filled with the left side's colour: the edge moves into the hole
+    # border pairs: 8 left (step 0.6 -> 0), 8 right (0 -> 0.6), 4 + 4 top/bottom (0 -> 0.6): (-4.8 + 9.6) / 24
+    assert torch.allclose(ie.seam_excess(done, x, mask), torch.full((2,), 0.2), atol=1e-6)
+    done[1] = x[1]
+    done[1, :, 4:12, 8:12] += 0.3  # a brighter patch: every border pair gains a 0.3 step except the left
+    assert ie.seam_excess(done, x, mask)[1] > 0.2
+    assert torch.equal(ie.seam_excess(x + 1, x, torch.ones(2, 1, 16, 16)), torch.zeros(2))  # no border
+
+
+def test_benchmark_entries_and_errors():
+    name, e = ie.parse_entry("only A=inpainter-s1@runs/a/inpainter.pt")
+    assert name == "only A" and e.method == "inpainter-s1" and e.model == "runs/a/inpainter.pt"
+    assert ie.parse_entry("b=biharmonic")[1].model is None
+    assert ie.parse_entry("m=no-mixing", model="x.pt")[1].model == "x.pt"
+    for bad, match in (("noequals", "NAME=METHOD"), ("a=unknown", "unknown method"),
+                       ("a=optim@model.pt", "takes no model")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            ie.parse_entry(bad)
+    defaults = ie.default_entries("m.pt", optim_steps=7, optim_n=3)
+    assert {e.method for e in defaults.values()} == set(ie.METHODS)
+    optim = next(e for e in defaults.values() if e.method == "optim")
+    assert optim.options == {"steps": 7} and optim.n == 3
 
 
 # -- command line ----------------------------------------------------------------------------------------
@@ -237,3 +269,59 @@ def test_cli_train_and_inpaint_with_clear_errors(tmp_path, G, capsys):
     with pytest.raises(SystemExit) as err:
         cli_main(["inpaint", str(tmp_path / "bad.png"), *args[2:]])
     assert "bad.png" in str(err.value)
+    # --edit: every completion moved along a direction of the generator (here a made-up one)
+    from ganinv.editing import Direction, save_directions
+
+    model = load_inpainter(run / "inpainter.pt")
+    vec = torch.nn.functional.normalize(torch.randn(model.cfg.style_dim), dim=0)
+    save_directions(tmp_path / "dirs.pt", {"smiling": Direction(vec, "interfacegan", std=1.0)},
+                    generator_config=model.G.config)  # fmt: skip
+    edit_args = [*args, "--directions", str(tmp_path / "dirs.pt"), "--edit"]
+    cli_main([*edit_args, "smiling=0"])
+    unedited = load_image(out / "edited_grid.png")
+    cli_main([*edit_args, "smiling=8"])
+    assert "smiling +8 sigma" in capsys.readouterr().out
+    assert torch.allclose(unedited, load_image(out / "grid.png"), atol=2 / 255)  # strength 0: the results
+    assert (load_image(out / "edited_grid.png") - unedited).abs().mean() > 0.01
+    for bad, what in (
+        ("smiling", "ATTRIBUTE=SIGMAS"),
+        ("smiling=x", "ATTRIBUTE=SIGMAS"),
+        ("beard=2", "no direction"),
+    ):
+        with pytest.raises(SystemExit) as err:
+            cli_main([*edit_args, bad])
+        assert what in str(err.value), err.value
+
+
+def test_cli_eval_inpainting_rows_add_table_and_errors(tmp_path, sfn, capsys):
+    from ganinv.models.sfn import save_sfn
+
+    run = tmp_path / "run"
+    cli_main(["train", "inpaint", "--preset", "tiny", "--total-steps", "1", "--out-dir", str(run),
+              "--progress", "false"])  # fmt: skip
+    save_sfn(tmp_path / "sfn.pt", sfn, half=False)
+    out = tmp_path / "05.json"
+    common = ["eval", "inpainting", "--generator", str(run / "generator.pt"), "--model", str(run),
+              "--sfn", str(tmp_path / "sfn.pt"), "-n", "4", "--samples", "2", "--buckets", "h1", "h3",
+              "--optim-n", "2", "--optim-steps", "2", "--device", "cpu", "--json", str(out)]  # fmt: skip
+    cli_main(
+        [*common, "--entry", "ours=inpainter", "--entry", "opt=optim", "--figure", str(tmp_path / "f.png")]
+    )
+    res = json.loads(out.read_text())
+    assert list(res["entries"]) == ["ours", "opt"] and res["n"] == 4 and res["samples"] == 2
+    assert res["entries"]["opt"]["n"] == 2 and res["entries"]["ours"]["n"] == 4
+    ours = res["entries"]["ours"]
+    assert list(ours["buckets"]) == ["h1", "h3"]
+    mean_fid = (ours["buckets"]["h1"]["fid_sfn"] + ours["buckets"]["h3"]["fid_sfn"]) / 2
+    assert ours["mean"]["fid_sfn"] == pytest.approx(mean_fid)
+    assert (tmp_path / "f.png").stat().st_size > 1000
+    table = capsys.readouterr().out
+    assert "| ours | 4 |" in table and "| opt | 2 |" in table and "seam_excess" in table
+    cli_main([*common, "--entry", "s1=inpainter-s1", "--add"])
+    assert list(json.loads(out.read_text())["entries"]) == ["ours", "opt", "s1"]
+    with pytest.raises(SystemExit) as err:  # other images: refused
+        cli_main([*common[:-2], "-n", "3", "--json", str(out), "--entry", "b=biharmonic", "--add"])
+    assert "cannot add rows scored differently" in str(err.value) and "n 4 vs 3" in str(err.value)
+    with pytest.raises(SystemExit) as err:
+        cli_main([*common, "--entry", "x=nonsense"])
+    assert "unknown method" in str(err.value)

@@ -460,6 +460,18 @@ class Inpainter(nn.Module):
         return self.decode(self.encode(x, mask), z, w_r, stage, mixing, noise_mode)
 
     @torch.no_grad()
+    def sample_outputs(
+        self, x: torch.Tensor, mask: torch.Tensor, n: int = 5, seed: int = 0, stage: int = 2,
+        noise_mode: str = "const",
+    ) -> list[dict]:  # fmt: skip
+        """The :meth:`decode` dicts of ``n`` completions per input (one dict per sample, each for all N
+        inputs), from z drawn with ``seed``: what :meth:`sample` stacks, and what an edit starts from."""
+        enc = self.encode(x, mask)
+        gen = torch.Generator().manual_seed(int(seed))
+        z = torch.randn(x.shape[0], n, self.cfg.style_dim, generator=gen).to(x.device)  # [N, n, D]
+        return [self.decode(enc, z[:, k], stage=stage, noise_mode=noise_mode) for k in range(n)]
+
+    @torch.no_grad()
     def sample(
         self,
         x: torch.Tensor,
@@ -472,13 +484,9 @@ class Inpainter(nn.Module):
     ) -> torch.Tensor:
         """``n`` completions per input, [N, n, 3, H, H], from z drawn with ``seed`` (reproducible). Stage 2
         with an untrained skip encoder equals stage 1. ``paste`` composites the known pixels of ``x``."""
-        enc = self.encode(x, mask)
-        gen = torch.Generator().manual_seed(int(seed))
-        z = torch.randn(x.shape[0], n, self.cfg.style_dim, generator=gen).to(x.device)  # [N, n, D]
-        ys = torch.stack(
-            [self.decode(enc, z[:, k], stage=stage, noise_mode=noise_mode)["image"] for k in range(n)], 1
-        )
-        return composite(x, enc["mask"], ys) if paste else ys
+        outs = self.sample_outputs(x, mask, n, seed, stage, noise_mode)
+        ys = torch.stack([o["image"] for o in outs], 1)
+        return composite(x, outs[0]["mask"], ys) if paste else ys
 
     composite = staticmethod(composite)
 
