@@ -142,3 +142,25 @@ def test_notebook_04_smoke_run_writes_figures_and_metrics(tmp_path):
     assert cond[f"conditioned on {partner}"]["partner"] <= cond["plain"]["partner"]
     # the explorer cell: moving a slider changes the picture, reset restores it exactly
     assert "picture changed: True" in text and "after reset: True" in text
+
+
+NB05 = reproduce.NOTEBOOKS / "05_diverse_inpainting.ipynb"
+
+
+def test_notebook_05_smoke_run_writes_figures_and_metrics(tmp_path):
+    names = ["05_masks", "05_gates", "05_cases", "05_live_training", "05_stages", "05_diverse", "05_mouth",
+             "05_edits"]  # fmt: skip
+    metrics, text = smoke_run(NB05, tmp_path, names)
+    assert metrics["smoke"] is True and metrics["live_n"] == 4 and metrics["live_steps"] == 4
+    live = metrics["live"]
+    assert set(live) == {"diverse (ours)", "no stage 2", "no mixing"}
+    # the bundled model: mixing makes the completions differ, the deterministic path does not
+    assert (
+        live["diverse (ours)"]["diversity_lpips_sfn"] > 0.01 and live["no mixing"]["diversity_lpips_sfn"] == 0
+    )
+    # stage 2 makes the known pixels more faithful than stage 1 (same inputs, masks and z)
+    assert metrics["psnr_known_stage2"] > metrics["psnr_known_stage1"]
+    assert live["diverse (ours)"]["psnr_unerased"] > live["no stage 2"]["psnr_unerased"]
+    for share in metrics["mouth_erased_smiling_share"]:
+        assert 0 <= share <= 1
+    assert "trained 4 steps" in text
