@@ -15,6 +15,28 @@ def _device(name: str) -> str:
     return name
 
 
+def _report(args: argparse.Namespace, result: dict, table, figure=None, merge=None) -> None:
+    """The shared end of the benchmark commands: ``--add`` (``merge`` into the existing ``--json``),
+    ``--json``, ``--figure`` (``figure(result, path)``), then ``table(result)`` (and the JSON if unsaved)."""
+    import json
+
+    from .training.contrastive import write_json
+
+    if getattr(args, "add", False):
+        if not args.json or not Path(args.json).is_file():
+            raise ValueError("--add needs an existing --json file to add the rows to")
+        result = merge(json.loads(Path(args.json).read_text()), result)
+    if args.json:
+        write_json(result, args.json)
+    if figure is not None and getattr(args, "figure", None):
+        import matplotlib.pyplot as plt
+
+        plt.close(figure(result, args.figure))
+    print(table(result))
+    if not args.json:
+        print(json.dumps(result, indent=2))
+
+
 def cmd_eval_encoder(args: argparse.Namespace) -> None:
     import json
 
@@ -35,12 +57,9 @@ def cmd_eval_encoder(args: argparse.Namespace) -> None:
 
 
 def cmd_eval_reconstruction(args: argparse.Namespace) -> None:
-    import json
-
     from . import recon_eval
     from .checkpoints import bundled_name, load_generator
     from .models.sfn import load_sfn
-    from .training.contrastive import write_json
 
     device = _device(args.device)
     G = load_generator(args.generator, device=device).eval()
@@ -50,27 +69,14 @@ def cmd_eval_reconstruction(args: argparse.Namespace) -> None:
     sfn = load_sfn(args.sfn, device)
     result = recon_eval.evaluate_reconstruction(entries, G, sfn, n=args.n, seed=args.seed)
     result.update(generator=str(args.generator), sfn=str(args.sfn))
-    if args.add:
-        if not args.json or not Path(args.json).is_file():
-            raise ValueError("--add needs an existing --json file to add the rows to")
-        result = recon_eval.merge_results(json.loads(Path(args.json).read_text()), result)
-    if args.json:
-        write_json(result, args.json)
-    print(recon_eval.markdown_table(result))
-    if not args.json:
-        print(json.dumps(result, indent=2))
+    _report(args, result, recon_eval.markdown_table, merge=recon_eval.merge_results)
 
 
 def cmd_eval_editing(args: argparse.Namespace) -> None:
-    import json
-
-    import matplotlib.pyplot as plt
-
     from . import edit_eval, recon_eval
     from .checkpoints import bundled_name, load_generator
     from .editing import load_directions
     from .models.sfn import load_sfn
-    from .training.contrastive import write_json
 
     device = _device(args.device)
     G = load_generator(args.generator, device=device).eval()
@@ -85,24 +91,13 @@ def cmd_eval_editing(args: argparse.Namespace) -> None:
     )  # fmt: skip
     result.update(generator=str(args.generator), directions_file=str(args.directions or args.generator),
                   sfn=str(args.sfn))  # fmt: skip
-    if args.json:
-        write_json(result, args.json)
-    if args.figure:
-        plt.close(edit_eval.tradeoff_figure(result, args.figure))
-    print(edit_eval.markdown_table(result))
-    if not args.json:
-        print(json.dumps(result, indent=2))
+    _report(args, result, edit_eval.markdown_table, figure=edit_eval.tradeoff_figure)
 
 
 def cmd_eval_inpainting(args: argparse.Namespace) -> None:
-    import json
-
-    import matplotlib.pyplot as plt
-
     from . import inpaint_eval as ie
     from .checkpoints import load_generator
     from .models.sfn import load_sfn
-    from .training.contrastive import write_json
 
     device = _device(args.device)
     G = load_generator(args.generator, device=device).eval()
@@ -119,17 +114,7 @@ def cmd_eval_inpainting(args: argparse.Namespace) -> None:
         entries, G, sfn, n=args.n, generator=args.generator, sfn_name=args.sfn, buckets=buckets,
         samples=args.samples, batch_size=args.batch_size,
     )  # fmt: skip
-    if args.add:
-        if not args.json or not Path(args.json).is_file():
-            raise ValueError("--add needs an existing --json file to add the rows to")
-        result = ie.merge_results(json.loads(Path(args.json).read_text()), result)
-    if args.json:
-        write_json(result, args.json)
-    if args.figure:
-        plt.close(ie.bucket_figure(result, args.figure))
-    print(ie.markdown_table(result))
-    if not args.json:
-        print(json.dumps(result, indent=2))
+    _report(args, result, ie.markdown_table, figure=ie.bucket_figure, merge=ie.merge_results)
 
 
 def cmd_eval_contrastive(args: argparse.Namespace) -> None:
