@@ -242,7 +242,10 @@ def cmd_inpaint(args: argparse.Namespace) -> None:
     if directions is not None:
         d = directions[edit[0]]
         with torch.no_grad():
-            edited = torch.cat([apply_edit(model.G, o, d, edit[1] * d.std)["image"] for o in outs])
+            edited = torch.stack([apply_edit(model.G, o, d, edit[1] * d.std)["image"] for o in outs], 1)
+        if args.paste:  # the edit then shows inside the holes only
+            edited = model.composite(x, mask, edited)
+        edited = edited[0]  # [n, 3, S, S]
         save_image(edited.clamp(-1, 1).cpu(), out / "edited_grid.png", nrow=min(args.n, 8))
         what += f", edited_grid.png ({edit[0]} {edit[1]:+g} sigma)"
     print(f"wrote {args.n} completions of {args.image} to {out} ({what})")
@@ -302,7 +305,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--generator", default=None, help="default: the generator the model was trained with")
     p.add_argument("--seed", type=int, default=0, help="seed of the random latents (one per completion)")
     p.add_argument("--stage", type=int, default=2, choices=[1, 2], help="2 adds the skip features")
-    p.add_argument("--paste", action="store_true", help="paste the known pixels onto the results")
+    p.add_argument(
+        "--paste", action="store_true", help="paste the known pixels onto the results (and the edited ones)"
+    )
     p.add_argument(
         "--edit",
         default=None,

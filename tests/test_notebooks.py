@@ -163,4 +163,6 @@ def test_notebook_05_smoke_run_writes_figures_and_metrics(tmp_path):
     assert live["diverse (ours)"]["psnr_unerased"] > live["no stage 2"]["psnr_unerased"]
     for share in metrics["mouth_erased_smiling_share"]:
         assert 0 <= share <= 1
+    # editing the completed mouth along +smiling never yields fewer smiles than along -smiling
+    assert metrics["smiling_after_edit_+1"] >= metrics["smiling_after_edit_-1"]
     assert "trained 4 steps" in text
