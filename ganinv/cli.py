@@ -208,11 +208,11 @@ def parse_edit(spec: str) -> tuple[str, float]:
 
 
 def cmd_inpaint(args: argparse.Namespace) -> None:
-    from .checkpoints import load_checkpoint, load_generator, resolve_checkpoint
+    from .checkpoints import load_generator
     from .data.images import load_image, save_image
     from .data.masks import load_mask
     from .editing import apply_edit, load_directions
-    from .models.inpainting import KIND, load_inpainter
+    from .models.inpainting import load_inpainter, stack_samples
 
     if args.n < 1:
         raise ValueError(f"-n must be at least 1, got {args.n}")
@@ -222,17 +222,18 @@ def cmd_inpaint(args: argparse.Namespace) -> None:
     model = load_inpainter(args.model, G=G, device=device)
     directions = None
     if edit is not None:  # the generator's directions, unless --directions names others
-        ref = args.generator or load_checkpoint(resolve_checkpoint(args.model, KIND), KIND).get("generator")
-        directions = load_directions(args.directions or ref, model.G)
+        ref = args.directions or args.generator or model.generator_ref
+        if ref is None:
+            raise ValueError(f"--edit: {args.model} records no generator; pass --directions")
+        directions = load_directions(ref, model.G)
         if edit[0] not in directions:
             raise ValueError(f"--edit: no direction {edit[0]!r}; this file has {sorted(directions)}")
     size = model.cfg.size
     x = load_image(args.image, size=size)[None].to(device)  # [1, 3, S, S]
     mask = load_mask(args.mask, size=size)[None].to(device)  # [1, 1, S, S]
     outs = model.sample_outputs(x, mask, n=args.n, seed=args.seed, stage=args.stage)
-    ys = torch.stack([o["image"] for o in outs], 1)  # [1, n, 3, S, S]
-    if args.paste:
-        ys = model.composite(x, mask, ys)
+    known = (x, mask) if args.paste else ()  # --paste: the known pixels onto every result (edits too)
+    ys = stack_samples([o["image"] for o in outs], *known)  # [1, n, 3, S, S]
     out = Path(args.out)
     save_image((x * mask)[0].cpu(), out / "erased.png")
     for i, y in enumerate(ys[0].clamp(-1, 1).cpu()):
@@ -242,10 +243,8 @@ def cmd_inpaint(args: argparse.Namespace) -> None:
     if directions is not None:
         d = directions[edit[0]]
         with torch.no_grad():
-            edited = torch.stack([apply_edit(model.G, o, d, edit[1] * d.std)["image"] for o in outs], 1)
-        if args.paste:  # the edit then shows inside the holes only
-            edited = model.composite(x, mask, edited)
-        edited = edited[0]  # [n, 3, S, S]
+            edits = [apply_edit(model.G, o, d, edit[1] * d.std)["image"] for o in outs]
+        edited = stack_samples(edits, *known)[0]  # [n, 3, S, S]; pasted, the edit shows in the holes only
         save_image(edited.clamp(-1, 1).cpu(), out / "edited_grid.png", nrow=min(args.n, 8))
         what += f", edited_grid.png ({edit[0]} {edit[1]:+g} sigma)"
     print(f"wrote {args.n} completions of {args.image} to {out} ({what})")

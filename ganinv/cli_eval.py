@@ -22,7 +22,7 @@ def _report(args: argparse.Namespace, result: dict, table, figure=None, merge=No
 
     from .training.contrastive import write_json
 
-    if getattr(args, "add", False):
+    if getattr(args, "add", False):  # the --add / --figure options exist only where _output_options put them
         if not args.json or not Path(args.json).is_file():
             raise ValueError("--add needs an existing --json file to add the rows to")
         result = merge(json.loads(Path(args.json).read_text()), result)
@@ -35,6 +35,19 @@ def _report(args: argparse.Namespace, result: dict, table, figure=None, merge=No
     print(table(result))
     if not args.json:
         print(json.dumps(result, indent=2))
+
+
+def _output_options(e: argparse.ArgumentParser, figure: str | None = None, add: bool = False) -> None:
+    """The benchmark commands' output options: --json, --add (rows into an existing --json), --figure
+    (when ``figure`` describes it) and --device; :func:`_report` reads them."""
+    e.add_argument("--json", default=None, help="write the results to this JSON file")
+    if add:
+        e.add_argument(
+            "--add", action="store_true", help="add the rows to the existing --json file (same settings)"
+        )
+    if figure:
+        e.add_argument("--figure", default=None, help=figure)
+    e.add_argument("--device", default="auto")
 
 
 def cmd_eval_encoder(args: argparse.Namespace) -> None:
@@ -101,15 +114,9 @@ def cmd_eval_inpainting(args: argparse.Namespace) -> None:
 
     device = _device(args.device)
     G = load_generator(args.generator, device=device).eval()
-    if args.entry:
-        entries = dict(ie.parse_entry(spec, args.model) for spec in args.entry)
-        for e in entries.values():
-            if e.method == "optim":
-                e.options, e.n = {"steps": args.optim_steps}, args.optim_n
-    else:
-        entries = ie.default_entries(args.model, args.optim_steps, args.optim_n)
+    entries = ie.entries_from_specs(args.entry, args.model, args.optim_steps, args.optim_n)
     sfn = load_sfn(args.sfn, device)
-    buckets = [int(b.lstrip("h")) for b in args.buckets]
+    buckets = [ie.BUCKET_NAMES.index(b) for b in args.buckets]
     result = ie.evaluate_entries(
         entries, G, sfn, n=args.n, generator=args.generator, sfn_name=args.sfn, buckets=buckets,
         samples=args.samples, batch_size=args.batch_size,
@@ -169,6 +176,7 @@ def cmd_eval_gan(args: argparse.Namespace) -> None:
 
 def add_eval_parser(sub) -> None:
     """Register ``ganinv eval`` and its subcommands on the top-level subparsers ``sub``."""
+    from .inpaint_eval import BUCKET_NAMES
     from .inpaint_eval import METHODS as INPAINT_METHODS
     from .training.sfn import EVAL_SEED
 
@@ -223,11 +231,7 @@ def add_eval_parser(sub) -> None:
     e.add_argument("--optim-n", type=int, default=100, help="images for the optimisation methods (slow)")
     e.add_argument("--optim-steps", type=int, default=300, help="steps of the optimisation methods")
     e.add_argument("--seed", type=int, default=ENCODER_EVAL_SEED, help="held-out seed")
-    e.add_argument("--json", default=None, help="write the results to this JSON file")
-    e.add_argument(
-        "--add", action="store_true", help="add the rows to the existing --json file (same images, G, SFN)"
-    )
-    e.add_argument("--device", default="auto")
+    _output_options(e, add=True)
     e.set_defaults(fn=cmd_eval_reconstruction)
     e = eval_sub.add_parser(
         "editing", help="edits in W / W+ / F of every inversion method against ground truth (04_editing.json)"
@@ -246,9 +250,7 @@ def add_eval_parser(sub) -> None:
     e.add_argument("--optim-steps", type=int, default=300, help="steps of the optimisation methods")
     e.add_argument("--seed", type=int, default=ENCODER_EVAL_SEED, help="held-out seed")
     e.add_argument("--batch-size", type=int, default=50)
-    e.add_argument("--json", default=None, help="write the results to this JSON file")
-    e.add_argument("--figure", default=None, help="write the fidelity / editability scatter to this PNG")
-    e.add_argument("--device", default="auto")
+    _output_options(e, figure="write the fidelity / editability scatter to this PNG")
     e.set_defaults(fn=cmd_eval_editing)
     e = eval_sub.add_parser(
         "inpainting", help="diverse inpainting vs baselines per hole-ratio bucket (05_inpainting.json)"
@@ -265,19 +267,14 @@ def add_eval_parser(sub) -> None:
     e.add_argument(
         "--buckets",
         nargs="+",
-        default=[f"h{i}" for i in range(5)],
-        choices=[f"h{i}" for i in range(5)],
+        default=list(BUCKET_NAMES),
+        choices=BUCKET_NAMES,
         help="hole-ratio buckets (CoModGAN's h0 = 0-20%% ... h4 = 80-100%%)",
     )
     e.add_argument("--optim-n", type=int, default=50, help="images for masked optimisation (slow)")
     e.add_argument("--optim-steps", type=int, default=200, help="steps of masked optimisation")
     e.add_argument("--batch-size", type=int, default=25)
-    e.add_argument("--json", default=None, help="write the results to this JSON file")
-    e.add_argument(
-        "--add", action="store_true", help="add the rows to the existing --json file (same images, G, SFN)"
-    )
-    e.add_argument("--figure", default=None, help="write metric-vs-hole-ratio panels to this PNG")
-    e.add_argument("--device", default="auto")
+    _output_options(e, figure="write metric-vs-hole-ratio panels to this PNG", add=True)
     e.set_defaults(fn=cmd_eval_inpainting)
     e = eval_sub.add_parser("gan", help="FID-SFN vs SynthFaces, blurred-data scale, attribute frequencies")
     e.add_argument("--checkpoint", default="synthfaces64", help="bundled name or path of a generator")

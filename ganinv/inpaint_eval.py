@@ -39,11 +39,12 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from . import recon_eval
 from .data.masks import HOLE_BUCKETS, bucket_masks, hole_ratio
 from .fid import SFNExtractor, compute_features, fid, ids_scores
 from .losses import LossWeights, ReconstructionLoss
 from .metrics import lpips_features, mse, pairwise_diversity
-from .models.inpainting import Inpainter, composite
+from .models.inpainting import Inpainter, composite, load_inpainter
 from .training.contrastive import pair_seed, write_json
 from .training.gan_eval import EVAL_SEED, real_images
 
@@ -51,7 +52,8 @@ __all__ = [
     "EVAL_SEED", "MASK_EVAL_SEED", "Method", "InpainterMethod", "MaskedOptimization", "Biharmonic",
     "biharmonic_inpaint", "as_method", "seam_excess", "evaluate_inpainting", "evaluate_methods",
     "metric_table", "write_json", "METHODS", "Entry", "parse_entry", "default_entries", "build_method",
-    "evaluate_entries", "merge_results", "mean_over_buckets", "markdown_table", "bucket_figure",
+    "evaluate_entries", "entries_from_specs", "merge_results", "mean_over_buckets", "markdown_table",
+    "bucket_figure", "BUCKET_NAMES",
 ]  # fmt: skip
 
 MASK_EVAL_SEED = 20230727  # fixed evaluation masks (training masks use other seeds)
@@ -229,6 +231,9 @@ def seam_excess(done: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torc
     return total / count.clamp(min=1)
 
 
+BUCKET_NAMES = tuple(bucket_label(i) for i in range(len(HOLE_BUCKETS)))  # "h0" ... "h4"
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -375,8 +380,6 @@ def build_method(entry: Entry, G, sfn, cache: dict | None = None) -> Method:
         return MaskedOptimization(G, sfn=sfn, **entry.options)
     if entry.method == "biharmonic":
         return Biharmonic(**entry.options)
-    from .models.inpainting import load_inpainter
-
     cache = {} if cache is None else cache
     if entry.model not in cache:
         cache[entry.model] = load_inpainter(entry.model, G=G, device=G.w_avg.device)
@@ -423,24 +426,31 @@ def merge_results(old: dict, new: dict) -> dict:
     """``old`` with the rows of ``new`` added (same names replaced); ValueError unless both used the same
     images, masks, generator and SFN."""
     keys = ("n", "samples", "seed", "mask_seed", "image_size", "generator", "sfn")
-    if differ := [k for k in keys if old.get(k) != new.get(k)]:
-        raise ValueError(
-            "cannot add rows scored differently: "
-            + ", ".join(f"{k} {old.get(k)!r} vs {new.get(k)!r}" for k in differ)
-        )
-    return {**old, "entries": {**old["entries"], **new["entries"]}}
+    return recon_eval.merge_results(old, new, keys, rows="entries")
+
+
+def entries_from_specs(
+    specs: Sequence[str] | None, model: str, optim_steps: int, optim_n: int | None
+) -> dict[str, Entry]:
+    """The ``--entry NAME=METHOD[@MODEL]`` options as rows (rows without ``@MODEL`` use ``model``; masked
+    optimisation with ``optim_steps`` steps on ``optim_n`` images); none given: :func:`default_entries`."""
+    if not specs:
+        return default_entries(model, optim_steps, optim_n)
+    entries = dict(parse_entry(spec, model) for spec in specs)
+    for e in entries.values():
+        if e.method == "optim":
+            e.options, e.n = {"steps": optim_steps}, optim_n
+    return entries
 
 
 def markdown_table(result: dict, keys: Sequence[str] = TABLE_KEYS, bucket: str | None = None) -> str:
     """The rows of :func:`evaluate_entries` as a Markdown table (best value bold): averaged over the
     buckets, or for one ``bucket`` label (e.g. "h4")."""
-    from .recon_eval import best_bold_rows
-
     rows = {
         name: {"n": r["n"], **(r["mean"] if bucket is None else r["buckets"][bucket])}
         for name, r in result["entries"].items()
     }
-    return "\n".join(best_bold_rows(rows, keys, LOWER_IS_BETTER))
+    return "\n".join(recon_eval.best_bold_rows(rows, keys, LOWER_IS_BETTER))
 
 
 def bucket_figure(result: dict, path: str | None = None, keys: Sequence[str] = (

@@ -208,17 +208,19 @@ def parse_entry(spec: str) -> tuple[str, Entry]:
     return name, Entry(method, encoder or None)
 
 
-def merge_results(old: dict, new: dict) -> dict:
-    """``old`` with the method rows of ``new`` added (same names replaced); ValueError unless both scored the
-    same held-out images with the same generator and SFN (``n``, ``seed``, ``image_size``, ``generator``,
-    ``sfn``)."""
-    keys = ("n", "seed", "image_size", "generator", "sfn")
+MERGE_KEYS = ("n", "seed", "image_size", "generator", "sfn")
+
+
+def merge_results(old: dict, new: dict, keys: Sequence[str] = MERGE_KEYS, rows: str = "methods") -> dict:
+    """``old`` with the rows (``old[rows]``) of ``new`` added, same names replaced; ValueError unless both
+    agree on every setting in ``keys`` (default: the same held-out images, generator and SFN). Shared by
+    the reconstruction and inpainting benchmarks' ``--add``."""
     if differ := [k for k in keys if old.get(k) != new.get(k)]:
         raise ValueError(
             "cannot add rows scored differently: "
             + ", ".join(f"{k} {old.get(k)!r} vs {new.get(k)!r}" for k in differ)
         )
-    return {**old, "methods": {**old["methods"], **new["methods"]}}
+    return {**old, rows: {**old[rows], **new[rows]}}
 
 
 def entries_from_specs(

@@ -273,6 +273,7 @@ def test_cli_train_and_inpaint_with_clear_errors(tmp_path, G, capsys):
     from ganinv.editing import Direction, save_directions
 
     model = load_inpainter(run / "inpainter.pt")
+    assert model.generator_ref == str(run / "generator.pt")  # the recorded generator, resolved beside it
     vec = torch.nn.functional.normalize(torch.randn(model.cfg.style_dim), dim=0)
     save_directions(tmp_path / "dirs.pt", {"smiling": Direction(vec, "interfacegan", std=1.0)},
                     generator_config=model.G.config)  # fmt: skip

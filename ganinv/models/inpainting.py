@@ -190,6 +190,14 @@ def composite(x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor) -> torch.Ten
     return mask * x + (1 - mask) * y
 
 
+def stack_samples(
+    images: list[torch.Tensor], x: torch.Tensor | None = None, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """n completions [N, 3, H, W] -> [N, n, 3, H, W], the known pixels of ``x`` pasted when it is given."""
+    ys = torch.stack(images, 1)
+    return ys if x is None else composite(x, mask, ys)
+
+
 class ErasedEncoding(NamedTuple):
     w_plus: torch.Tensor  # [N, n_latent, style_dim] = w_avg + offsets
     pyramid: Pyramid  # backbone features (coarse, medium, fine), for stage 2
@@ -350,6 +358,8 @@ class Inpainter(nn.Module):
     """Erased encoder, mixing network and skip encoder around the generator ``G`` (kept as submodule ``G``
     for device moves, left out of saved checkpoints; :meth:`freeze_for_stage` freezes it)."""
 
+    generator_ref: str | None = None  # the recorded generator (bundled name or path), set by load_inpainter
+
     def __init__(self, G: nn.Module, config: InpaintingConfig | None = None) -> None:
         super().__init__()
         cfg = self.cfg = config if config is not None else InpaintingConfig.for_generator(G)
@@ -485,8 +495,7 @@ class Inpainter(nn.Module):
         """``n`` completions per input, [N, n, 3, H, H], from z drawn with ``seed`` (reproducible). Stage 2
         with an untrained skip encoder equals stage 1. ``paste`` composites the known pixels of ``x``."""
         outs = self.sample_outputs(x, mask, n, seed, stage, noise_mode)
-        ys = torch.stack([o["image"] for o in outs], 1)
-        return composite(x, outs[0]["mask"], ys) if paste else ys
+        return stack_samples([o["image"] for o in outs], *((x, outs[0]["mask"]) if paste else ()))
 
     composite = staticmethod(composite)
 
@@ -509,18 +518,20 @@ def load_inpainter(
     path_or_name: str | os.PathLike, G: nn.Module | None = None, device: str | torch.device = "cpu"
 ) -> Inpainter:
     """Load an :class:`Inpainter` in eval mode: a path, a folder with ``inpainter.pt`` or a bundled name.
-    ``G`` defaults to the generator recorded at save time. Raises :class:`CheckpointError` on any problem."""
+    ``G`` defaults to the generator recorded at save time (kept as ``model.generator_ref``: a bundled name
+    or a path, None if unrecorded). Raises :class:`CheckpointError` on any problem."""
     path = resolve_checkpoint(path_or_name, KIND)
     ckpt = load_checkpoint(path, KIND)
     cfg = stored_config(ckpt, InpaintingConfig.from_dict, path, "inpainting")
+    ref = ckpt.get("generator")
+    if isinstance(ref, str) and (path.parent / ref).is_file():
+        ref = str(path.parent / ref)  # a file beside the checkpoint
     if G is None:
-        ref = ckpt.get("generator")
         if not isinstance(ref, str):
             raise CheckpointError(
                 f"{path}: records no generator; pass G= (the generator it was trained with)"
             )
-        local = path.parent / ref
-        G = load_generator(local if local.is_file() else ref, device)
+        G = load_generator(ref, device)
     stored = ckpt.get("generator_config")
     if isinstance(stored, dict) and stored != G.config:
         diff = sorted(k for k in set(stored) | set(G.config) if stored.get(k) != G.config.get(k))
@@ -530,4 +541,5 @@ def load_inpainter(
     except ValueError as e:
         raise CheckpointError(f"{path}: {e}") from None
     load_state_strict(model, ckpt["state_dict"], path, skip_prefix=("G.",))  # G is not in the file
+    model.generator_ref = ref if isinstance(ref, str) else None  # where its generator's directions live
     return model.eval().to(device)
