@@ -94,10 +94,10 @@ def test_part_windows_are_conservative():
     for size in (64, 128):
         a, pa = sf.render(f, size)
         try:
-            sf._FULL_WINDOWS = True
+            sf.canvas._FULL_WINDOWS = True
             b, pb = sf.render(f, size)
         finally:
-            sf._FULL_WINDOWS = False
+            sf.canvas._FULL_WINDOWS = False
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(pa, pb)
 
