@@ -31,3 +31,20 @@ def test_explorer_benchmark_json(tmp_path):
     seconds = {r["setting"]: r["seconds_per_update"] for r in data["results"]}
     assert set(seconds) == {"one slider", "one slider, style mixing view"}
     assert all(0 < s < 60 for s in seconds.values())
+
+
+def test_gan_step_benchmark_json(tmp_path):
+    from ganinv.bench import gan_step
+
+    out = tmp_path / "gan_step.json"
+    args = dict(preset="tiny", steps=2, channel_multipliers=[0.25], threads=1, device="cpu", json=str(out))
+    gan_step.main(argparse.Namespace(**args))
+    data = json.loads(out.read_text())
+    assert data["benchmark"] == "gan_step"
+    rows = {(r.get("channel_multiplier"), r["precision"]): r for r in data["results"]}
+    assert set(rows) == {(None, "fp32"), (None, "bf16"), (0.25, "fp32"), (0.25, "bf16")}
+    for r in rows.values():
+        assert r["steps"] == 2 and r["batch"] == 4
+        assert abs(r["images_per_s"] - 4 / r["seconds_per_step"]) / r["images_per_s"] < 0.01
+    ratio = rows[(0.25, "bf16")]["images_per_s"] / rows[(0.25, "fp32")]["images_per_s"]
+    assert abs(data["bf16_speedup_over_fp32"]["0.25"] - ratio) < 0.01

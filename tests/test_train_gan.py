@@ -21,12 +21,13 @@ def _weights(out_dir):
     return state["G"], state["D"], state["G_ema"], state["step"]
 
 
-def test_resume_continues_exactly(tmp_path):
-    straight = tiny(tmp_path, "straight", total_steps=8, checkpoint_every=4)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_continues_exactly(tmp_path, precision):
+    straight = tiny(tmp_path, "straight", total_steps=8, checkpoint_every=4, precision=precision)
     gan.train(straight)
     # stop after the step-4 checkpoint, then resume to 8 in a "new run"
-    gan.train(tiny(tmp_path, "split", total_steps=4, checkpoint_every=4))
-    gan.train(tiny(tmp_path, "split", total_steps=8, checkpoint_every=4, resume=True))
+    gan.train(tiny(tmp_path, "split", total_steps=4, checkpoint_every=4, precision=precision))
+    gan.train(tiny(tmp_path, "split", total_steps=8, checkpoint_every=4, resume=True, precision=precision))
     a, b = _weights(straight.out_dir), _weights(tmp_path / "split")
     assert a[3] == b[3] == 8
     for sa, sb in zip(a[:3], b[:3]):
@@ -52,6 +53,33 @@ def test_resume_with_another_config_is_refused(tmp_path):
     gan.train(tiny(tmp_path, "run", total_steps=2))
     with pytest.raises(CheckpointError, match="different config"):
         gan.train(tiny(tmp_path, "run", total_steps=4, resume=True, lr=0.01))
+
+
+def test_run_saved_before_a_field_existed_resumes_with_its_default(tmp_path):
+    gan.train(tiny(tmp_path, "run", total_steps=2))
+    path = tmp_path / "run" / "training_state.pt"
+    state = torch.load(path, weights_only=False)
+    del state["config"]["precision"]  # as written before GANConfig.precision existed
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="precision"):
+        gan.train(tiny(tmp_path, "run", total_steps=3, resume=True, precision="bf16"))
+    assert gan.train(tiny(tmp_path, "run", total_steps=3, resume=True))["step"] == 3
+
+
+def test_bf16_autocast_changes_the_numbers_but_not_the_loss_much():
+    torch.manual_seed(0)
+    D = Discriminator(32, channel_multiplier=0.125, channel_max=16, stddev_group=4)
+    real, fake = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32)
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        opt = torch.optim.SGD(D.parameters(), lr=0.0)  # lr 0: D stays the same for both
+        procs = gan.Processes("cpu")
+        losses[precision], _ = gan.discriminator_step(D, opt, procs, real, fake, 1.0, 0, 1, precision)
+    assert losses["bf16"].dtype == torch.float32
+    assert losses["bf16"].item() != losses["fp32"].item()  # bf16 really was used
+    assert abs(losses["bf16"].item() - losses["fp32"].item()) < 0.02 * abs(losses["fp32"].item())
+    with pytest.raises(ValueError, match="precision must be one of"):
+        gan.preset("tiny", precision="fp16")
 
 
 def test_bad_presets_and_data():

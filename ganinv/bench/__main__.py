@@ -1,4 +1,4 @@
-"""``python -m ganinv.bench {generator,synthfaces,explorer} [--json OUT]``."""
+"""``python -m ganinv.bench {generator,gan-step,synthfaces,explorer} [--json OUT]``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import importlib
 
 BENCHMARKS = {
     "generator": ("ganinv.bench.generator", "images/s of the StyleGAN2 generator, forward and backward"),
+    "gan-step": ("ganinv.bench.gan_step", "images/s of whole GAN training steps, fp32 vs bf16 autocast"),
     "synthfaces": ("ganinv.bench.synthfaces", "images/s of the SynthFaces renderer on one core"),
     "explorer": ("ganinv.bench.explorer", "seconds per update of the LatentExplorer widget"),
 }

@@ -4,6 +4,7 @@ correction of the learning rate and betas (Sec. 4 and App. B of StyleGAN2)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from dataclasses import dataclass
@@ -52,9 +53,23 @@ class GANConfig(LoopConfig):
     ema_rampup: float = 0.05  # half-life <= rampup * images seen (0 = off)
     mbstd_group: int = 4
     xflip: bool = False  # random horizontal flips of real images
+    precision: str = "fp32"  # "bf16": autocast the main G / D passes (R1 and path length stay fp32)
     sample_every: int = 1000  # steps between sample grids written to out_dir
 
     RUN_ONLY: ClassVar[frozenset[str]] = LoopConfig.RUN_ONLY | {"sample_every"}  # not the weights
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"GANConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """The mixed-precision context of the main G and D passes: bfloat16 autocast for ``"bf16"`` (fast on GPUs
+    and on CPUs with bf16 instructions, e.g. AVX512-BF16), a no-op for ``"fp32"``."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 PRESETS: dict[str, dict] = {
@@ -169,11 +184,15 @@ def discriminator_step(
     r1_gamma: float,
     r1_every: int,
     d_step: int,
+    precision: str = "fp32",
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One D update on the non-saturating loss ``softplus(D(fake)) + softplus(-D(real))`` (``fake`` carries no
     graph to G), then, when ``d_step`` is a multiple of ``r1_every`` (> 0), the lazy R1 update
-    ``r1_gamma / 2 * R1 * r1_every`` on the reals. Returns (D loss, R1 penalty or None)."""
-    d_loss = F.softplus(D(fake)).mean() + F.softplus(-D(real)).mean()
+    ``r1_gamma / 2 * R1 * r1_every`` on the reals (always fp32; ``precision`` applies to the main loss).
+    Returns (D loss, R1 penalty or None)."""
+    with autocast(precision, real.device):
+        logits_fake, logits_real = D(fake).float(), D(real).float()
+    d_loss = F.softplus(logits_fake).mean() + F.softplus(-logits_real).mean()
     d_opt.zero_grad(set_to_none=True)
     d_loss.backward()
     procs.average_gradients(D.parameters())
@@ -253,9 +272,11 @@ def train(cfg: GANConfig) -> dict:
         # Discriminator: softplus(D(G(z))) + softplus(-D(x)), plus lazy R1 every r1_every steps.
         requires_grad(G, False)
         requires_grad(D, True)
-        with torch.no_grad():
-            fake = G.synthesis(G.random_mixing_w_plus(z, cfg.mixing_prob), noise_mode="random")
-        d_loss, r1 = discriminator_step(D, d_opt, procs, real, fake, cfg.r1_gamma, cfg.r1_every, step)
+        with torch.no_grad(), autocast(cfg.precision, dev):
+            fake = G.synthesis(G.random_mixing_w_plus(z, cfg.mixing_prob), noise_mode="random").float()
+        d_loss, r1 = discriminator_step(
+            D, d_opt, procs, real, fake, cfg.r1_gamma, cfg.r1_every, step, cfg.precision
+        )
         losses["d"] = d_loss.item()
         if r1 is not None:
             losses["r1"] = r1.item()
@@ -263,8 +284,10 @@ def train(cfg: GANConfig) -> dict:
         # Generator: softplus(-D(G(z))), plus lazy path-length regularisation every pl_every steps.
         requires_grad(G, True)
         requires_grad(D, False)
-        fake = G.synthesis(G.random_mixing_w_plus(z, cfg.mixing_prob), noise_mode="random")
-        g_loss = F.softplus(-D(fake)).mean()
+        with autocast(cfg.precision, dev):
+            fake = G.synthesis(G.random_mixing_w_plus(z, cfg.mixing_prob), noise_mode="random")
+            logits = D(fake).float()
+        g_loss = F.softplus(-logits).mean()
         g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         procs.average_gradients(G.parameters())

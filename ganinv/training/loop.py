@@ -167,7 +167,13 @@ def load_training_state(out_dir: str | os.PathLike, config: LoopConfig, rank: in
     if not isinstance(state, dict) or state.get("format") != "ganinv-training":
         raise CheckpointError(f"{path}: not a ganinv training state")
     saved, now = state["config"], config.to_dict()
-    diff = {k: (saved.get(k), v) for k, v in now.items() if k not in config.RUN_ONLY and saved.get(k) != v}
+    # A field the saved config lacks was added after that run started: it ran with the field's default.
+    defaults = {f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING}
+    diff = {
+        k: (saved.get(k, defaults.get(k)), v)
+        for k, v in now.items()
+        if k not in config.RUN_ONLY and saved.get(k, defaults.get(k)) != v
+    }
     if diff:
         raise CheckpointError(
             f"{path}: the saved run used a different config {diff} (saved, now); resume with the same "
