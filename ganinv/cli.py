@@ -95,14 +95,19 @@ def cmd_invert(args: argparse.Namespace) -> None:
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One ``--field-name`` option per dataclass field (default: the preset's value)."""
+    """One ``--field-name`` option per dataclass field (default: the preset's value), documented by the
+    field's comment in the config class."""
+    from .training.loop import field_docs
+
+    docs = field_docs(cls)
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
+        text = docs.get(f.name, "").replace("%", "%%")  # argparse formats help with %
         if f.type in (bool, "bool"):
-            parser.add_argument(flag, type=_parse_bool, default=None, metavar="BOOL")
+            parser.add_argument(flag, type=_parse_bool, default=None, metavar="BOOL", help=text)
         else:
             kind = {"int": int, "float": float, "str": str}.get(str(f.type), f.type)
-            parser.add_argument(flag, type=kind, default=None)
+            parser.add_argument(flag, type=kind, default=None, help=text)
 
 
 def _parse_bool(v: str) -> bool:

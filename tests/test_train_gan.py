@@ -156,3 +156,25 @@ def test_torchrun_two_processes_keep_identical_weights(tmp_path):
     for k in s0["D"]:
         torch.testing.assert_close(s0["D"][k], s1["D"][k], msg=k)
     assert s0["step"] == 4
+
+
+def test_every_trainer_option_is_documented_in_help(capsys):
+    import dataclasses
+
+    from ganinv.cli import main
+    from ganinv.training.contrastive import ContrastiveConfig
+    from ganinv.training.encoders import EncoderTrainConfig
+    from ganinv.training.inpainting import InpaintTrainConfig
+    from ganinv.training.loop import field_docs
+    from ganinv.training.sfn import SFNTrainConfig
+
+    for cls in (gan.GANConfig, SFNTrainConfig, ContrastiveConfig, EncoderTrainConfig, InpaintTrainConfig):
+        docs = field_docs(cls)
+        assert [f.name for f in dataclasses.fields(cls) if not docs.get(f.name)] == [], cls.__name__
+    docs = field_docs(gan.GANConfig)
+    assert docs["precision"].startswith('"bf16": autocast')  # the subclass's own comment
+    assert docs["resume"].startswith("continue from")  # inherited from LoopConfig
+    with pytest.raises(SystemExit):
+        main(["train", "gan", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--r1-every R1_EVERY lazy R1 interval" in text

@@ -69,17 +69,17 @@ class ContrastiveConfig(LoopConfig):
     latent_blocks: int = 3  # residual blocks of h_w
     latent_ffn: int = 0  # h_w feed-forward width; 0 = 2 * style_dim
     embed_dim: int = 0  # joint embedding dimension; 0 = style_dim
-    dropout: float = 0.1
+    dropout: float = 0.1  # dropout in h_w (release: 0.1)
     temperature: float = 0.07  # initial temperature
     min_temperature: float = 0.01  # lower clamp of the learnable temperature
-    learn_temperature: bool = True
+    learn_temperature: bool = True  # learn the InfoNCE temperature (else keep it fixed)
     batch_size: int = 256  # pairs per process and step (the paper: 256)
     total_steps: int = 3000  # a 200-step, 64-pair run already retrieves ~95% top-1 of 500 held-out pairs
     checkpoint_every: int = 250
-    lr: float = 3e-4
+    lr: float = 3e-4  # peak Adam learning rate
     warmup_steps: int = 100  # linear warm-up, then cosine decay to lr * min_lr_ratio
-    min_lr_ratio: float = 0.05
-    weight_decay: float = 0.0
+    min_lr_ratio: float = 0.05  # final lr / peak lr of the cosine decay
+    weight_decay: float = 0.0  # L2 in Adam
     threads: int = 0  # torch.set_num_threads on CPU (0 = torch's default)
     eval_n: int = 1000  # at the end, retrieval on this many held-out pairs -> eval.json (0 = off)
 

@@ -114,15 +114,15 @@ class EncoderTrainConfig(LoopConfig):
     f_res: int = 16  # CLCAE: resolution of the F space
     attention: str = "single"  # CLCAE: "single" (release) or "multi"
     use_wplus_attention: bool = True  # CLCAE ablation switches (clcae.md §6)
-    use_f_attention: bool = True
-    use_f: bool = True
-    heads: int = 4
-    dropout: float = 0.1
+    use_f_attention: bool = True  # CLCAE: cross-attention for F (else F from image features only)
+    use_f: bool = True  # predict and use the F feature (else W+ only)
+    heads: int = 4  # attention heads of the cross-attention blocks
+    dropout: float = 0.1  # dropout in the cross-attention blocks
     lambda_mse: float = 1.0  # loss weights: the release's README values (ganinv.losses.LossWeights)
-    lambda_lpips: float = 0.2
-    lambda_id: float = 0.1
-    lambda_freg: float = 0.01
-    lambda_align: float = 0.1
+    lambda_lpips: float = 0.2  # perceptual term (its network: ``lpips``)
+    lambda_id: float = 0.1  # identity term (ID-SFN)
+    lambda_freg: float = 0.01  # F regulariser MSE(f, sg(G_f(w+)))
+    lambda_align: float = 0.1  # CLCAE L_align: InfoNCE of (G(w), w) under the frozen stage-1 model
     lambda_delta: float = 2e-4  # e4e's delta_norm_lambda
     lambda_latent: float = 0.0  # analysis only: MSE to the known w of the generated images
     f_ramp_steps: int = 1000  # CLCAE: f blend s ramps 0 -> 1 over this many steps
@@ -131,7 +131,7 @@ class EncoderTrainConfig(LoopConfig):
     batch_size: int = 8
     total_steps: int = 20_000
     checkpoint_every: int = 500
-    lr: float = 1e-4
+    lr: float = 1e-4  # Adam learning rate
     threads: int = 0  # torch.set_num_threads on CPU (0 = torch's default)
     eval_n: int = 500  # at the end, evaluate_encoder on this many held-out SynthFaces -> eval.json (0 = off)
 

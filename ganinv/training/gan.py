@@ -39,19 +39,19 @@ class GANConfig(LoopConfig):
     style_dim: int = 128  # dimension of z and w
     n_mlp: int = 4  # mapping network depth
     channel_multiplier: float = 0.125  # channels = min(channel_max, 16384 * channel_multiplier / res)
-    channel_max: int = 128
+    channel_max: int = 128  # upper bound of the channels at any resolution
     batch_size: int = 16
     total_steps: int = 100000
-    lr: float = 0.0025
+    lr: float = 0.0025  # Adam learning rate of G and D (betas 0, 0.99)
     r1_gamma: float = 0.05  # R1 weight gamma (StyleGAN2-ADA 'auto': 0.0002 * res^2 / batch)
     r1_every: int = 16  # lazy R1 interval
     pl_weight: float = 2.0  # path-length weight
     pl_every: int = 4  # lazy path-length interval
-    pl_batch_shrink: int = 2
-    mixing_prob: float = 0.9
+    pl_batch_shrink: int = 2  # the path-length batch is batch_size / pl_batch_shrink
+    mixing_prob: float = 0.9  # probability of style mixing (two w at a random crossover layer)
     ema_kimg: float = 10.0  # EMA half-life in thousands of images
     ema_rampup: float = 0.05  # half-life <= rampup * images seen (0 = off)
-    mbstd_group: int = 4
+    mbstd_group: int = 4  # minibatch-stddev group size of D
     xflip: bool = False  # random horizontal flips of real images
     precision: str = "fp32"  # "bf16": autocast the main G / D passes (R1 and path length stay fp32)
     sample_every: int = 1000  # steps between sample grids written to out_dir

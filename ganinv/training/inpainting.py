@@ -85,19 +85,19 @@ class InpaintTrainConfig(LoopConfig):
     mixing: str = "gated"  # "gated", "ungated" or "none" (the no-mixing ablation); stage 1 only
     truncation: float = 1.0  # psi of w1 and w_r
     noise_mode: str = "const"  # per-layer noise of the training images x = G(w1)
-    data_seed: int = 0
+    data_seed: int = 0  # seeds the z, w_r and masks of the training cases
     case_a_prob: float = 0.5  # probability that a batch is case A (w_r = w1, full-image loss)
     mask_kind: str = "mixed"  # "mixed", "brush" or "box"
     hole_min: float = 0.0  # hole ratio of training masks in the open interval (hole_min, hole_max)
-    hole_max: float = 1.0
-    mse_weight: float = 1.0
-    lpips_weight: float = 0.8
-    id_weight: float = 0.1
+    hole_max: float = 1.0  # (see hole_min)
+    mse_weight: float = 1.0  # reconstruction losses on the target image
+    lpips_weight: float = 0.8  # LPIPS-SFN
+    id_weight: float = 0.1  # ID-SFN
     adv_weight: float = 0.01  # non-saturating adversarial loss of case B (0: no D at all)
     d_lr: float = 2e-4  # D fine-tuning (Adam(0, 0.99) with lazy-R1 correction)
-    r1_gamma: float = 0.05
+    r1_gamma: float = 0.05  # R1 weight of the D fine-tuning
     r1_every: int = 16  # in D steps
-    lr: float = 2e-4
+    lr: float = 2e-4  # Adam learning rate of the inpainter
     batch_size: int = 8
     total_steps: int = 20000
     checkpoint_every: int = 500

@@ -8,8 +8,10 @@ optimiser state, RNG state and data order as an uninterrupted run, so both give 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import random
+import re
 import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -55,6 +57,27 @@ def config_from_dict(cls: type, values: dict):
     if unknown:
         raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}; known: {sorted(names)}")
     return cls(**values)
+
+
+_FIELD_COMMENT = re.compile(r"^    (\w+)\s*:[^=#]+=[^#]*#\s*(.+?)\s*$")
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """``{field: its trailing comment}`` from the source of config dataclass ``cls`` and its bases (the
+    documented defaults, reused as ``--help`` texts); fields without a comment are left out."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):  # subclasses override their bases' texts
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):  # defined without a source file (e.g. interactively)
+            continue
+        for line in source.splitlines():
+            match = _FIELD_COMMENT.match(line)
+            if match:
+                docs[match.group(1)] = match.group(2)
+    return docs
 
 
 def from_preset(cls: type, presets: dict[str, dict], name: str, what: str, **overrides):

@@ -78,9 +78,9 @@ class SFNTrainConfig(LoopConfig):
     embed_dim: int = 128  # identity embedding dimension
     batch_size: int = 128  # faces per step (each also rendered as a positive: 2x images)
     total_steps: int = 3000
-    lr: float = 2e-3
+    lr: float = 2e-3  # peak Adam learning rate
     warmup_steps: int = 100  # linear warm-up, then cosine decay to lr * min_lr_ratio
-    min_lr_ratio: float = 0.02
+    min_lr_ratio: float = 0.02  # final lr / peak lr of the cosine decay
     weight_decay: float = 0.0  # L2 in Adam
     continuous_weight: float = 10.0  # MSE is on 0..1 targets: scale it up to the BCE/CE level
     id_weight: float = 1.0  # weight of the InfoNCE identity loss
