@@ -35,3 +35,24 @@ def test_evaluate_gan_report_is_consistent():
     assert r["passes"] == (r["fid_sfn"] < r["fid_sfn_blurred_data"] and worst <= 5.0)
     # an untrained generator is far from the data: its FID exceeds that of held-out real faces
     assert r["fid_sfn"] > r["fid_sfn_data_vs_data"]
+
+
+def test_eval_gan_command_records_how_far_training_got(tmp_path, capsys):
+    import json
+
+    from ganinv.checkpoints import save_generator
+    from ganinv.cli import main
+    from ganinv.models.sfn import save_sfn
+
+    torch.manual_seed(0)
+    save_generator(
+        tmp_path / "g.pt", Generator(32, style_dim=16, n_mlp=2, channel_max=16), step=7, images_seen=112
+    )
+    save_generator(tmp_path / "bare.pt", Generator(32, style_dim=16, n_mlp=2, channel_max=16))
+    save_sfn(tmp_path / "sfn.pt", SFN(SFNConfig(size=32, widths=(4, 8), embed_dim=8)))
+    for name, want in (("g.pt", {"step": 7, "images_seen": 112}), ("bare.pt", {})):
+        out = tmp_path / f"{name}.json"
+        main(["eval", "gan", "--checkpoint", str(tmp_path / name), "--sfn", str(tmp_path / "sfn.pt")]
+             + ["-n", "16", "--json", str(out)])  # fmt: skip
+        r = json.loads(out.read_text())
+        assert {k: r[k] for k in ("step", "images_seen") if k in r} == want
