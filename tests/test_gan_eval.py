@@ -56,3 +56,26 @@ def test_eval_gan_command_records_how_far_training_got(tmp_path, capsys):
              + ["-n", "16", "--json", str(out)])  # fmt: skip
         r = json.loads(out.read_text())
         assert {k: r[k] for k in ("step", "images_seen") if k in r} == want
+
+
+def test_training_curves_plot_each_run_in_order_of_images_seen():
+    import pytest
+
+    from ganinv.training.gan_eval import training_curves
+
+    def result(kimg, fid_value, gap):
+        return dict(
+            images_seen=kimg * 1000,
+            fid_sfn=fid_value,
+            fid_sfn_blurred_data=0.1,
+            max_attribute_difference_points=gap,
+        )
+
+    fig = training_curves({"a": [result(20, 0.3, 9.0), result(10, 0.5, 20.0)], "b": [result(5, 0.7, 30.0)]})
+    ax_fid, ax_gap = fig.axes
+    a_fid, b_fid, bar = ax_fid.get_lines()
+    assert list(a_fid.get_xdata()) == [10, 20] and list(a_fid.get_ydata()) == [0.5, 0.3]
+    assert list(b_fid.get_ydata()) == [0.7] and list(bar.get_ydata()) == [0.1, 0.1]
+    assert list(ax_gap.get_lines()[0].get_ydata()) == [20.0, 9.0]
+    with pytest.raises(ValueError, match="without images_seen"):
+        training_curves({"c": [{"fid_sfn": 0.2, "checkpoint": "x.pt"}]})

@@ -90,3 +90,32 @@ def evaluate_gan(
     result["max_attribute_difference_points"] = worst
     result["passes"] = bool(result["fid_sfn"] < result["fid_sfn_blurred_data"] and worst <= 5.0)
     return result
+
+
+def training_curves(runs: dict[str, list[dict]]):
+    """A figure of :func:`evaluate_gan` results along training: FID-SFN (with the blurred-data bar) and the
+    largest attribute-frequency gap against images seen, one line per run. ``runs``: ``{label: [result,
+    ...]}``, each result with ``images_seen`` (``ganinv eval gan`` records it for trainer-written files)."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax_fid, ax_gap) = plt.subplots(1, 2, figsize=(10, 3.6))
+    bar = None
+    for label, results in runs.items():
+        missing = [r.get("checkpoint", "?") for r in results if "images_seen" not in r]
+        if missing:
+            raise ValueError(f"run {label!r}: results without images_seen: {missing}")
+        results = sorted(results, key=lambda r: r["images_seen"])
+        kimg = [r["images_seen"] / 1000 for r in results]
+        ax_fid.plot(kimg, [r["fid_sfn"] for r in results], "o-", label=label)
+        ax_gap.plot(kimg, [r["max_attribute_difference_points"] for r in results], "o-", label=label)
+        bar = results[-1]["fid_sfn_blurred_data"]
+    if bar is not None:
+        ax_fid.axhline(bar, color="k", ls="--", lw=1, label="bar: blurred SynthFaces")
+    ax_gap.axhline(5.0, color="k", ls="--", lw=1, label="bar: 5 points")
+    ax_fid.set(xlabel="thousands of images seen", ylabel="FID-SFN", title="FID-SFN (lower is better)")
+    ax_gap.set(xlabel="thousands of images seen", ylabel="points", title="largest attribute-frequency gap")
+    for ax in (ax_fid, ax_gap):
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
