@@ -79,3 +79,17 @@ def test_training_curves_plot_each_run_in_order_of_images_seen():
     assert list(ax_gap.get_lines()[0].get_ydata()) == [20.0, 9.0]
     with pytest.raises(ValueError, match="without images_seen"):
         training_curves({"c": [{"fid_sfn": 0.2, "checkpoint": "x.pt"}]})
+
+
+def test_binary_statistics_count_confident_and_undecided_read_outs():
+    from ganinv.training.gan_eval import binary_statistics
+
+    class StubSFN:  # P(attribute) = the image's first pixel, the same for every attribute
+        def attributes(self, x):
+            return {a: x[:, 0, 0, 0] for a in BINARY_ATTRIBUTES}
+
+    p = torch.tensor([0.0, 0.01, 0.05, 0.3, 0.5, 0.6, 0.95, 0.97, 0.99, 1.0])
+    images = p[:, None, None, None].expand(10, 3, 4, 4)
+    stats = binary_statistics(StubSFN(), images, batch_size=3)  # batches that do not divide 10
+    for a in BINARY_ATTRIBUTES:
+        assert stats[a] == {"frequency": 0.5, "confident_on": 0.3, "undecided": 0.5}

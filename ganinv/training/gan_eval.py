@@ -46,14 +46,18 @@ def real_images(size: int, n: int, offset: int = 0, seed: int = EVAL_SEED) -> to
 
 
 @torch.no_grad()
-def binary_frequencies(sfn, images: torch.Tensor, batch_size: int = 250) -> dict[str, float]:
-    """Fraction of images whose SFN read-out says attribute = 1, for each binary attribute."""
-    counts = {a: 0.0 for a in BINARY_ATTRIBUTES}
+def binary_statistics(sfn, images: torch.Tensor, batch_size: int = 250) -> dict[str, dict[str, float]]:
+    """Per binary attribute, shares of ``images`` by the SFN's P(attribute = 1): ``frequency`` (P > 0.5),
+    ``confident_on`` (P > 0.95) and ``undecided`` (0.05 <= P <= 0.95). A generator that dropped a mode has a
+    low ``confident_on``; one that draws blurred, in-between features has a high ``undecided``."""
+    counts = {a: torch.zeros(3, dtype=torch.float64) for a in BINARY_ATTRIBUTES}
     for batch in images.split(batch_size):
         attrs = sfn.attributes(batch)
         for a in BINARY_ATTRIBUTES:
-            counts[a] += float((attrs[a] > 0.5).float().sum())
-    return {a: c / len(images) for a, c in counts.items()}
+            p = attrs[a].double()
+            counts[a] += torch.stack([(p > 0.5).sum(), (p > 0.95).sum(), ((p >= 0.05) & (p <= 0.95)).sum()])
+    keys = ("frequency", "confident_on", "undecided")
+    return {a: {k: float(v) / len(images) for k, v in zip(keys, c)} for a, c in counts.items()}
 
 
 def evaluate_gan(
@@ -77,12 +81,17 @@ def evaluate_gan(
         "fid_sfn_blurred_data": fid(feats(gaussian_blur(other, 1.0)), f_ref),
         "fid_sfn_data_vs_data": fid(feats(other), f_ref),
     }
-    freq_fake, freq_real = binary_frequencies(sfn, fake), binary_frequencies(sfn, reference)
+    fake_stats, real_stats = binary_statistics(sfn, fake), binary_statistics(sfn, reference)
     result["attribute_frequency"] = {
         a: {
-            "generated": round(freq_fake[a], 4),
-            "data": round(freq_real[a], 4),
-            "difference_points": round(100 * (freq_fake[a] - freq_real[a]), 2),
+            "generated": round(fake_stats[a]["frequency"], 4),
+            "data": round(real_stats[a]["frequency"], 4),
+            "difference_points": round(100 * (fake_stats[a]["frequency"] - real_stats[a]["frequency"]), 2),
+            **{
+                f"{who}_{k}": round(s[a][k], 4)
+                for who, s in (("generated", fake_stats), ("data", real_stats))
+                for k in ("confident_on", "undecided")
+            },
         }
         for a in BINARY_ATTRIBUTES
     }
