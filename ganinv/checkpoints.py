@@ -505,14 +505,19 @@ def _infer(fn: Any, sd: Mapping[str, torch.Tensor], path: Path) -> dict:
         raise CheckpointError(f"{path}: not a StyleGAN2 state dict ({type(e).__name__}: {e})") from None
 
 
-def _read_torch(path: Path, kind: str) -> tuple[dict, Mapping[str, torch.Tensor], Any]:
-    """(config, state dict, latent_avg) of a ganinv / rosinality / pSp-style torch file."""
+TRAINING_RECORD = ("step", "images_seen")  # what the trainers write beside the weights
+
+
+def _read_torch(path: Path, kind: str) -> tuple[dict, Mapping[str, torch.Tensor], Any, dict[str, int]]:
+    """(config, state dict, latent_avg, training record) of a ganinv / rosinality / pSp-style torch file; the
+    record (:data:`TRAINING_RECORD` entries) is empty for files the ganinv trainers did not write."""
     ckpt = _torch_load(path)
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: unknown checkpoint layout (a {type(ckpt).__name__}, not a dict)")
     if ckpt.get("format") == FORMAT:
         ckpt = _validate(ckpt, path, kind)
-        return ckpt["config"], ckpt["state_dict"], ckpt.get("latent_avg")
+        record = {k: int(ckpt[k]) for k in TRAINING_RECORD if k in ckpt}
+        return ckpt["config"], ckpt["state_dict"], ckpt.get("latent_avg"), record
     gen = kind == "generator"
     infer = infer_generator_config if gen else infer_discriminator_config
     key = "g_ema" if gen else "d"
@@ -535,23 +540,25 @@ def _read_torch(path: Path, kind: str) -> tuple[dict, Mapping[str, torch.Tensor]
             f"rosinality file with {key!r}{', a pSp/e4e file with decoder.* weights' if gen else ''}, a bare "
             "state dict or an NVIDIA .pkl"
         )
-    return _infer(infer, sd, path), sd, latent
+    return _infer(infer, sd, path), sd, latent, {}
 
 
 def load_generator(path_or_name: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
     """Generator in eval mode from a ganinv / rosinality / pSp-style / NVIDIA file or a pretrained name.
 
-    ``G.w_avg`` is set from the file's ``latent_avg`` / ``mapping.w_avg`` when present (NaN otherwise).
+    ``G.w_avg`` is set from the file's ``latent_avg`` / ``mapping.w_avg`` when present (NaN otherwise), and
+    ``G.training_record`` to the step / images seen a ganinv trainer wrote (empty for other files).
     """
     path = resolve_checkpoint(path_or_name, "generator")
     if _sniff(path) == "pickle":
         from . import _nvidia_pickle
 
         (net,) = _nvidia_pickle.load(path, which=("G_ema", "G"), first=True).values()
-        config, sd, latent = net["config"], net["state_dict"], net["w_avg"]
+        config, sd, latent, record = net["config"], net["state_dict"], net["w_avg"], {}
     else:
-        config, sd, latent = _read_torch(path, "generator")
+        config, sd, latent, record = _read_torch(path, "generator")
     G = _build(Generator, config, sd, path)
+    G.training_record = record
     if latent is not None:
         G.w_avg.copy_(_w_avg(latent, G.style_dim, path))
     return G.to(device).eval()
@@ -566,5 +573,5 @@ def load_discriminator(path_or_name: str | os.PathLike, device: str | torch.devi
         net = _nvidia_pickle.load(path, which=("D",))["D"]
         config, sd = net["config"], net["state_dict"]
     else:
-        config, sd, _ = _read_torch(path, "discriminator")
+        config, sd, _, _ = _read_torch(path, "discriminator")
     return _build(Discriminator, config, sd, path).to(device).eval()

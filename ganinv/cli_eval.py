@@ -156,7 +156,7 @@ def cmd_eval_sfn(args: argparse.Namespace) -> None:
 def cmd_eval_gan(args: argparse.Namespace) -> None:
     import json
 
-    from .checkpoints import CheckpointError, load_checkpoint, load_generator
+    from .checkpoints import load_generator
     from .data.images import save_image
     from .models.sfn import load_sfn
     from .training.gan_eval import evaluate_gan, generate
@@ -165,11 +165,7 @@ def cmd_eval_gan(args: argparse.Namespace) -> None:
     G = load_generator(args.checkpoint, device=device)
     result = evaluate_gan(G, load_sfn(args.sfn, device=device), n=args.n, seed=args.seed)
     result["checkpoint"] = str(args.checkpoint)
-    try:  # how far training had got, for ganinv-format files written by the trainer
-        ckpt = load_checkpoint(args.checkpoint, "generator")
-        result.update({k: int(ckpt[k]) for k in ("step", "images_seen") if k in ckpt})
-    except CheckpointError:
-        pass  # rosinality / NVIDIA files carry no such record
+    result.update(G.training_record or {})  # step / images seen, for files the trainer wrote
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

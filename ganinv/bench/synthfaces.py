@@ -72,7 +72,7 @@ def run(
         raise ValueError(f"batch must be at least 1, got {batch}")
     sizes = [size] + [s for s in extra_sizes if s != size]
     for s in sizes:
-        _sf.painter._check_size(s)
+        _sf.factors._check_size(s)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -169,6 +169,8 @@ class Generator(nn.Module):
     ``[:, 2k+1]`` up-conv, ``[:, 2k+2]`` second conv, ``[:, 2k+3]`` ToRGB.
     """
 
+    training_record: dict[str, int] | None = None  # step / images_seen of its file, set by load_generator
+
     def __init__(
         self,
         size: int,

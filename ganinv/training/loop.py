@@ -8,6 +8,7 @@ optimiser state, RNG state and data order as an uninterrupted run, so both give 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import os
 import random
@@ -67,17 +68,20 @@ def field_docs(cls: type) -> dict[str, str]:
     documented defaults, reused as ``--help`` texts); fields without a comment are left out."""
     docs: dict[str, str] = {}
     for klass in reversed(cls.__mro__):  # subclasses override their bases' texts
-        if not dataclasses.is_dataclass(klass):
-            continue
-        try:
-            source = inspect.getsource(klass)
-        except (OSError, TypeError):  # defined without a source file (e.g. interactively)
-            continue
-        for line in source.splitlines():
-            match = _FIELD_COMMENT.match(line)
-            if match:
-                docs[match.group(1)] = match.group(2)
+        if dataclasses.is_dataclass(klass):
+            docs.update(_own_field_comments(klass))
     return docs
+
+
+@functools.cache
+def _own_field_comments(klass: type) -> dict[str, str]:
+    """The field comments written in ``klass`` itself, read once per process (every ``ganinv`` command builds
+    the trainers' option lists, the encoder one several times)."""
+    try:
+        source = inspect.getsource(klass)
+    except (OSError, TypeError):  # defined without a source file (e.g. interactively)
+        return {}
+    return {m.group(1): m.group(2) for m in map(_FIELD_COMMENT.match, source.splitlines()) if m}
 
 
 def from_preset(cls: type, presets: dict[str, dict], name: str, what: str, **overrides):

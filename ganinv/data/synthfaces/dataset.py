@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .factors import _check_indices, _check_seed, factors_to_array, sample_factors
-from .painter import _check_size, render
+from .factors import _check_indices, _check_seed, _check_size, factors_to_array, sample_factors
+from .painter import render
 
 
 def synthfaces(seed: int, indices, size: int = 64) -> dict:

@@ -102,6 +102,14 @@ def _uniforms(seed: int, indices: np.ndarray, stream: int) -> np.ndarray:
     return (h >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
 
 
+def _check_size(size) -> int:
+    if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)):
+        raise ValueError(f"size must be an integer power of two in 32..256, got {size!r}")
+    if int(size) not in SIZES:
+        raise ValueError(f"size must be a power of two in 32..256 (one of {SIZES}), got {size}")
+    return int(size)
+
+
 def _check_seed(seed) -> int:
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")

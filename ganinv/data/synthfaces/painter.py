@@ -33,8 +33,8 @@ from .factors import (
     GLASSES,
     HAIR,
     MOUTH,
-    SIZES,
     SKIN,
+    _check_size,
     _validate_factors,
 )
 
@@ -345,14 +345,6 @@ _PAINTERS = (
 # --------------------------------------------------------------------------------------------------
 # Public rendering API
 # --------------------------------------------------------------------------------------------------
-
-
-def _check_size(size) -> int:
-    if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)):
-        raise ValueError(f"size must be an integer power of two in 32..256, got {size!r}")
-    if int(size) not in SIZES:
-        raise ValueError(f"size must be a power of two in 32..256 (one of {SIZES}), got {size}")
-    return int(size)
 
 
 def render(factors: dict, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
