@@ -159,13 +159,25 @@ def cmd_eval_gan(args: argparse.Namespace) -> None:
     from .checkpoints import load_generator
     from .data.images import save_image
     from .models.sfn import load_sfn
-    from .training.gan_eval import evaluate_gan, generate
+    from .training.gan_eval import discriminator_preference, evaluate_gan, generate
 
     device = _device(args.device)
-    G = load_generator(args.checkpoint, device=device)
+    if args.weights == "G":  # the raw generator of a run's training state
+        from .training.gan import load_run_generator
+
+        G = load_run_generator(args.checkpoint, "G").to(device)
+    else:
+        G = load_generator(args.checkpoint, device=device)
     result = evaluate_gan(G, load_sfn(args.sfn, device=device), n=args.n, seed=args.seed)
     result["checkpoint"] = str(args.checkpoint)
+    result["weights"] = args.weights
     result.update(G.training_record or {})  # step / images seen, for files the trainer wrote
+    if args.discriminator:
+        from .checkpoints import load_discriminator
+
+        D = load_discriminator(args.discriminator, device=device)
+        result["discriminator"] = str(args.discriminator)
+        result["discriminator_preference"] = discriminator_preference(D, G.size)
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
@@ -279,6 +291,17 @@ def add_eval_parser(sub) -> None:
     e.set_defaults(fn=cmd_eval_inpainting)
     e = eval_sub.add_parser("gan", help="FID-SFN vs SynthFaces, blurred-data scale, attribute frequencies")
     e.add_argument("--checkpoint", default="synthfaces64", help="bundled name or path of a generator")
+    e.add_argument(
+        "--weights",
+        choices=("G_ema", "G"),
+        default="G_ema",
+        help="G: the raw generator of a run (--checkpoint is then its folder or training_state.pt)",
+    )
+    e.add_argument(
+        "--discriminator",
+        default=None,
+        help="also record D's logit gain per binary attribute on paired SynthFaces (name or path of a D)",
+    )
     e.add_argument("--sfn", default="sfn", help="bundled name or path of the SFN used for the metrics")
     e.add_argument("-n", type=int, default=5000, help="images per set")
     e.add_argument("--seed", type=int, default=0, help="seed of the generated z")

@@ -93,3 +93,57 @@ def test_binary_statistics_count_confident_and_undecided_read_outs():
     stats = binary_statistics(StubSFN(), images, batch_size=3)  # batches that do not divide 10
     for a in BINARY_ATTRIBUTES:
         assert stats[a] == {"frequency": 0.5, "confident_on": 0.3, "undecided": 0.5}
+
+
+class _MeanD(torch.nn.Module):
+    """A stand-in discriminator: 10 x the image's mean value, with a minibatch-stddev group like D's."""
+
+    stddev_group = 4
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(10.0))
+
+    def forward(self, x):
+        if len(x) % self.stddev_group:
+            raise ValueError("batch not divisible by the group")
+        return self.scale * x.mean([1, 2, 3])[:, None]  # [N, 1]
+
+
+def test_discriminator_preference_pairs_each_face_with_and_without_the_attribute():
+    import numpy as np
+    import pytest
+
+    from ganinv.data.synthfaces import edit_factors, render, sample_factors
+    from ganinv.training.gan_eval import discriminator_preference
+
+    pref = discriminator_preference(_MeanD(), 32, n=24, seed=5, batch_size=8)
+    factors = sample_factors(5, range(24))
+    for a in BINARY_ATTRIBUTES:
+        on, off = (render(edit_factors(factors, **{a: v}), 32)[0].mean((1, 2, 3)) for v in (1, 0))
+        want = 10 * (on - off)
+        assert pref[a]["mean"] == pytest.approx(float(want.mean()), abs=1e-4), a
+        assert pref[a]["std"] == pytest.approx(float(np.std(want, ddof=1)), abs=1e-4), a
+    # every attribute repaints its part, so D-by-brightness sees a change in the faces
+    assert all(p["std"] > 1e-3 for p in pref.values())
+    with pytest.raises(ValueError, match="multiple of twice"):
+        discriminator_preference(_MeanD(), 32, n=24, batch_size=12)
+
+
+def test_eval_gan_of_a_runs_raw_generator_with_discriminator_preference(tmp_path):
+    import json
+
+    from ganinv.cli import main
+    from ganinv.models.sfn import save_sfn
+    from ganinv.training import gan
+
+    run = tmp_path / "run"
+    gan.train(gan.preset("tiny", out_dir=str(run), total_steps=2, checkpoint_every=2, progress=False))
+    save_sfn(tmp_path / "sfn.pt", SFN(SFNConfig(size=32, widths=(4, 8), embed_dim=8)))
+    out = tmp_path / "raw.json"
+    main(["eval", "gan", "--checkpoint", str(run), "--weights", "G", "--sfn", str(tmp_path / "sfn.pt")]
+         + ["--discriminator", str(run / "discriminator.pt"), "-n", "16", "--json", str(out)])  # fmt: skip
+    r = json.loads(out.read_text())
+    assert r["weights"] == "G" and r["step"] == 2 and "images_seen" not in r
+    assert set(r["discriminator_preference"]) == set(BINARY_ATTRIBUTES)
+    assert all(v["std"] > 0 for v in r["discriminator_preference"].values())

@@ -61,9 +61,21 @@ def test_run_saved_before_a_field_existed_resumes_with_its_default(tmp_path):
     state = torch.load(path, weights_only=False)
     del state["config"]["precision"]  # as written before GANConfig.precision existed
     torch.save(state, path)
-    with pytest.raises(CheckpointError, match="precision"):
+    with pytest.raises(CheckpointError, match="'mbstd_group': \\(4, 2\\)"):
+        gan.train(tiny(tmp_path, "run", total_steps=3, resume=True, mbstd_group=2))
+    # the missing field reads as its default, "fp32": so this resume is a switch of precision
+    with pytest.warns(UserWarning, match="precision: 'fp32' -> 'bf16'"):
         gan.train(tiny(tmp_path, "run", total_steps=3, resume=True, precision="bf16"))
-    assert gan.train(tiny(tmp_path, "run", total_steps=3, resume=True))["step"] == 3
+    assert torch.load(path, weights_only=True)["config"]["precision"] == "bf16"
+
+
+def test_a_run_may_switch_precision_when_resumed(tmp_path):
+    gan.train(tiny(tmp_path, "run", total_steps=2, checkpoint_every=2))
+    with pytest.warns(UserWarning, match="resuming step 2 with precision: 'fp32' -> 'bf16'"):
+        assert gan.train(tiny(tmp_path, "run", total_steps=4, resume=True, precision="bf16"))["step"] == 4
+    # the model and objective stay locked: a real change is still refused
+    with pytest.raises(CheckpointError, match="different config"):
+        gan.train(tiny(tmp_path, "run", total_steps=6, resume=True, precision="bf16", r1_gamma=1.0))
 
 
 def test_bf16_autocast_changes_the_numbers_but_not_the_loss_much():
@@ -178,3 +190,23 @@ def test_every_trainer_option_is_documented_in_help(capsys):
         main(["train", "gan", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--r1-every R1_EVERY lazy R1 interval" in text
+
+
+def test_load_run_generator_reads_the_raw_and_the_ema_generator(tmp_path):
+    run = tmp_path / "run"
+    gan.train(tiny(tmp_path, "run", total_steps=3, checkpoint_every=3))
+    state = torch.load(run / "training_state.pt", weights_only=True)
+    G = gan.load_run_generator(run / "training_state.pt", "G")
+    assert G.training_record == {"step": 3} and not G.training
+    for k, v in G.state_dict().items():
+        torch.testing.assert_close(v, state["G"][k], rtol=0, atol=0, msg=k)
+    # G_ema from the run folder is the generator.pt the trainer exported
+    z = torch.randn(2, G.style_dim)
+    ema, exported = gan.load_run_generator(run, "G_ema"), load_generator(run / "generator.pt")
+    torch.testing.assert_close(ema(z, noise_mode="const"), exported(z, noise_mode="const"))
+    assert not torch.equal(G(z, noise_mode="const"), exported(z, noise_mode="const"))
+    with pytest.raises(ValueError, match="which must be"):
+        gan.load_run_generator(run, "D")
+    (tmp_path / "junk.pt").write_bytes(b"not a state")
+    with pytest.raises(CheckpointError, match="cannot read the training state"):
+        gan.load_run_generator(tmp_path / "junk.pt")

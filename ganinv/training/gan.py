@@ -6,21 +6,25 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import math
+import os
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
-from ..checkpoints import save_discriminator, save_generator
+from ..checkpoints import CheckpointError, save_discriminator, save_generator
 from ..models.stylegan2 import Discriminator, Generator
 from .loop import (
     LoopConfig,
     Processes,
     Progress,
+    config_from_dict,
     ema_update,
     from_preset,
+    read_training_state,
     requires_grad,
     restore,
     save_training_state,
@@ -57,6 +61,7 @@ class GANConfig(LoopConfig):
     sample_every: int = 1000  # steps between sample grids written to out_dir
 
     RUN_ONLY: ClassVar[frozenset[str]] = LoopConfig.RUN_ONLY | {"sample_every"}  # not the weights
+    NUMERICS: ClassVar[frozenset[str]] = frozenset({"precision"})  # may be switched when resuming
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -160,6 +165,23 @@ def build_models(cfg: GANConfig) -> tuple[Generator, Discriminator]:
     G = Generator(cfg.size, cfg.style_dim, cfg.n_mlp, cfg.channel_multiplier, cfg.channel_max)
     D = Discriminator(cfg.size, cfg.channel_multiplier, cfg.channel_max, stddev_group=cfg.mbstd_group)
     return G, D
+
+
+def load_run_generator(run: str | os.PathLike, which: str = "G") -> Generator:
+    """The raw generator ``"G"`` (or ``"G_ema"``) of a GAN run, from its ``training_state.pt`` (the file or
+    its run folder), in eval mode on the CPU; ``G.training_record`` holds the step. The raw G shows where
+    training is now; G_ema (what ``generator.pt`` holds) lags it by about ``ema_kimg`` thousand images."""
+    if which not in ("G", "G_ema"):
+        raise ValueError(f"which must be 'G' or 'G_ema', got {which!r}")
+    state = read_training_state(run)
+    if "G" not in state or "config" not in state:
+        raise CheckpointError(f"{run}: a training state without a generator; not a GAN run")
+    known = {f.name for f in dataclasses.fields(GANConfig)}
+    cfg = config_from_dict(GANConfig, {k: v for k, v in state["config"].items() if k in known})
+    G, _ = build_models(cfg)
+    G.load_state_dict(state[which])
+    G.training_record = {"step": int(state["step"])}
+    return G.eval()
 
 
 def lazy_adam(params, lr: float, every: int) -> torch.optim.Adam:

@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..data.synthfaces import BINARY_ATTRIBUTES, SynthFaces
+from ..data.synthfaces import BINARY_ATTRIBUTES, SynthFaces, edit_factors, render, sample_factors
 from ..fid import SFNExtractor, compute_features, fid
 from ..models.stylegan2 import Generator
 
@@ -58,6 +58,41 @@ def binary_statistics(sfn, images: torch.Tensor, batch_size: int = 250) -> dict[
             counts[a] += torch.stack([(p > 0.5).sum(), (p > 0.95).sum(), ((p >= 0.05) & (p <= 0.95)).sum()])
     keys = ("frequency", "confident_on", "undecided")
     return {a: {k: float(v) / len(images) for k, v in zip(keys, c)} for a, c in counts.items()}
+
+
+@torch.no_grad()
+def discriminator_preference(
+    D: torch.nn.Module, size: int, n: int = 1000, seed: int = EVAL_SEED, batch_size: int = 200
+) -> dict[str, dict[str, float]]:
+    """Per binary attribute, D's logit on ``n`` SynthFaces drawn with the attribute minus the same faces drawn
+    without it (``edit_factors``; nothing else changes): ``{"mean": ..., "std": ...}`` over the faces.
+
+    Against a generator that under-produces an attribute, a large positive mean says D has learned that real
+    faces have it (the mode is missing, not invisible to D); near 0, D does not tell the two apart. Each D
+    batch holds half the faces with and half without the attribute, so that every minibatch-stddev group
+    mixes both, as the real batches of training do.
+    """
+    group = getattr(D, "stddev_group", 1)
+    if batch_size % (2 * group) or n % batch_size:
+        raise ValueError(
+            f"discriminator_preference: n ({n}) must be a multiple of batch_size ({batch_size}), itself a "
+            f"multiple of twice D's minibatch-stddev group ({group})"
+        )
+    dev = next(D.parameters()).device
+    factors = sample_factors(seed, range(n))
+    half = batch_size // 2
+    diffs: dict[str, list[torch.Tensor]] = {a: [] for a in BINARY_ATTRIBUTES}
+    for a in BINARY_ATTRIBUTES:
+        on, off = (torch.from_numpy(render(edit_factors(factors, **{a: v}), size)[0]) for v in (1, 0))
+        for i in range(0, n, batch_size):
+            first, second = slice(i, i + half), slice(i + half, i + batch_size)
+            d1 = D(torch.cat([on[first], off[second]]).to(dev)).flatten().float().cpu()  # [batch_size]
+            d2 = D(torch.cat([off[first], on[second]]).to(dev)).flatten().float().cpu()
+            diffs[a].append(torch.cat([d1[:half] - d2[:half], d2[half:] - d1[half:]]))
+    return {
+        a: {"mean": round(torch.cat(d).mean().item(), 4), "std": round(torch.cat(d).std().item(), 4)}
+        for a, d in diffs.items()
+    }
 
 
 def evaluate_gan(

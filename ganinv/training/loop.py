@@ -14,6 +14,7 @@ import os
 import random
 import re
 import time
+import warnings
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,9 @@ class LoopConfig:
     RUN_ONLY: ClassVar[frozenset[str]] = frozenset(
         {"out_dir", "total_steps", "device", "checkpoint_every", "log_every", "resume", "progress"}
     )
+    # Fields that change only the arithmetic (e.g. a GAN's ``precision``), not the model or the objective: a
+    # resumed run may switch them, with a warning, and is from then on not bit-identical to an unswitched run.
+    NUMERICS: ClassVar[frozenset[str]] = frozenset()
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -181,18 +185,26 @@ def save_training_state(out_dir: str | os.PathLike, state: dict, rank: int = 0) 
     return path
 
 
-def load_training_state(out_dir: str | os.PathLike, config: LoopConfig, rank: int = 0) -> dict | None:
-    """The saved state for this process, or None if there is none; checks the config matches (all fields
-    but ``config.RUN_ONLY``)."""
-    path = state_path(out_dir, rank)
-    if not path.exists():
-        return None
+def read_training_state(path: str | os.PathLike) -> dict:
+    """A training state file (``training_state.pt``, or the run folder holding one) read onto the CPU."""
+    path = Path(path)
+    path = state_path(path) if path.is_dir() else path
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is reported the same way
         raise CheckpointError(f"{path}: cannot read the training state ({e}); delete it to start over") from e
     if not isinstance(state, dict) or state.get("format") != "ganinv-training":
         raise CheckpointError(f"{path}: not a ganinv training state")
+    return state
+
+
+def load_training_state(out_dir: str | os.PathLike, config: LoopConfig, rank: int = 0) -> dict | None:
+    """The saved state for this process, or None if there is none; checks the config matches (all fields
+    but ``config.RUN_ONLY``; a change of a ``config.NUMERICS`` field is allowed with a warning)."""
+    path = state_path(out_dir, rank)
+    if not path.exists():
+        return None
+    state = read_training_state(path)
     saved, now = state["config"], config.to_dict()
     # A field the saved config lacks was added after that run started: it ran with the field's default.
     defaults = {f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING}
@@ -201,6 +213,9 @@ def load_training_state(out_dir: str | os.PathLike, config: LoopConfig, rank: in
         for k, v in now.items()
         if k not in config.RUN_ONLY and saved.get(k, defaults.get(k)) != v
     }
+    if switched := {k: diff.pop(k) for k in sorted(set(diff) & config.NUMERICS)}:
+        changes = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in switched.items())
+        warnings.warn(f"{path}: resuming step {state.get('step')} with {changes}", stacklevel=2)
     if diff:
         raise CheckpointError(
             f"{path}: the saved run used a different config {diff} (saved, now); resume with the same "
