@@ -144,6 +144,6 @@ def test_eval_gan_of_a_runs_raw_generator_with_discriminator_preference(tmp_path
     main(["eval", "gan", "--checkpoint", str(run), "--weights", "G", "--sfn", str(tmp_path / "sfn.pt")]
          + ["--discriminator", str(run / "discriminator.pt"), "-n", "16", "--json", str(out)])  # fmt: skip
     r = json.loads(out.read_text())
-    assert r["weights"] == "G" and r["step"] == 2 and "images_seen" not in r
+    assert r["weights"] == "G" and r["step"] == 2 and r["images_seen"] == 2 * 4
     assert set(r["discriminator_preference"]) == set(BINARY_ATTRIBUTES)
     assert all(v["std"] > 0 for v in r["discriminator_preference"].values())

@@ -197,7 +197,7 @@ def test_load_run_generator_reads_the_raw_and_the_ema_generator(tmp_path):
     gan.train(tiny(tmp_path, "run", total_steps=3, checkpoint_every=3))
     state = torch.load(run / "training_state.pt", weights_only=True)
     G = gan.load_run_generator(run / "training_state.pt", "G")
-    assert G.training_record == {"step": 3} and not G.training
+    assert G.training_record == {"step": 3, "images_seen": 12} and not G.training
     for k, v in G.state_dict().items():
         torch.testing.assert_close(v, state["G"][k], rtol=0, atol=0, msg=k)
     # G_ema from the run folder is the generator.pt the trainer exported
@@ -210,3 +210,28 @@ def test_load_run_generator_reads_the_raw_and_the_ema_generator(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a state")
     with pytest.raises(CheckpointError, match="cannot read the training state"):
         gan.load_run_generator(tmp_path / "junk.pt")
+
+
+def test_a_branch_starts_from_its_parents_state_with_its_own_settings(tmp_path):
+    gan.train(tiny(tmp_path, "parent", total_steps=4, checkpoint_every=4))
+    parent = torch.load(tmp_path / "parent" / "training_state.pt", weights_only=True)
+    branch = tiny(tmp_path, "branch", total_steps=5, init=str(tmp_path / "parent"), lr=0.01, batch_size=2)
+    gan.train(branch)
+    state = torch.load(tmp_path / "branch" / "training_state.pt", weights_only=True)
+    assert state["step"] == 5
+    assert state["images_seen"] == 4 * 4 + 2  # the parent's 16 images, then one batch of 2
+    record = load_generator(tmp_path / "branch" / "generator.pt").training_record
+    assert record == {"step": 5, "images_seen": 18}
+    # Adam moments carried over (a fresh optimiser would be at step 1 or 2), the learning rate from the
+    # branch's config (with the lazy-regularisation factor)
+    c = branch.r1_every / (branch.r1_every + 1)
+    assert state["d_opt"]["param_groups"][0]["lr"] == pytest.approx(0.01 * c)
+    assert state["d_opt"]["state"][0]["step"] > parent["d_opt"]["state"][0]["step"] >= 4
+    # the weights start from the parent's: a branch that barely learns stays at them
+    gan.train(tiny(tmp_path, "still", total_steps=5, init=str(tmp_path / "parent"), lr=1e-12))
+    still = torch.load(tmp_path / "still" / "training_state.pt", weights_only=True)
+    for name in ("G", "D"):
+        for k, v in parent[name].items():
+            torch.testing.assert_close(still[name][k], v, rtol=0, atol=1e-6, msg=k)
+    with pytest.raises(CheckpointError, match="another architecture"):
+        gan.train(tiny(tmp_path, "other", total_steps=5, init=str(tmp_path / "parent"), style_dim=8))

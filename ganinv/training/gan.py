@@ -58,6 +58,7 @@ class GANConfig(LoopConfig):
     mbstd_group: int = 4  # minibatch-stddev group size of D
     xflip: bool = False  # random horizontal flips of real images
     precision: str = "fp32"  # "bf16": autocast the main G / D passes (R1 and path length stay fp32)
+    init: str = ""  # branch off another run (its folder or training_state.pt): weights, Adam moments, step
     sample_every: int = 1000  # steps between sample grids written to out_dir
 
     RUN_ONLY: ClassVar[frozenset[str]] = LoopConfig.RUN_ONLY | {"sample_every"}  # not the weights
@@ -169,8 +170,9 @@ def build_models(cfg: GANConfig) -> tuple[Generator, Discriminator]:
 
 def load_run_generator(run: str | os.PathLike, which: str = "G") -> Generator:
     """The raw generator ``"G"`` (or ``"G_ema"``) of a GAN run, from its ``training_state.pt`` (the file or
-    its run folder), in eval mode on the CPU; ``G.training_record`` holds the step. The raw G shows where
-    training is now; G_ema (what ``generator.pt`` holds) lags it by about ``ema_kimg`` thousand images."""
+    its run folder), in eval mode on the CPU; ``G.training_record`` holds the step (and images seen). The raw
+    G shows where training is now; G_ema (what ``generator.pt`` holds) lags it by about ``ema_kimg`` thousand
+    images."""
     if which not in ("G", "G_ema"):
         raise ValueError(f"which must be 'G' or 'G_ema', got {which!r}")
     state = read_training_state(run)
@@ -180,8 +182,33 @@ def load_run_generator(run: str | os.PathLike, which: str = "G") -> Generator:
     cfg = config_from_dict(GANConfig, {k: v for k, v in state["config"].items() if k in known})
     G, _ = build_models(cfg)
     G.load_state_dict(state[which])
-    G.training_record = {"step": int(state["step"])}
+    G.training_record = {k: int(state[k]) for k in ("step", "images_seen") if k in state}
     return G.eval()
+
+
+ARCHITECTURE = ("size", "style_dim", "n_mlp", "channel_multiplier", "channel_max")
+
+
+def branch_from(cfg: GANConfig, G, D, G_ema, g_opt, d_opt) -> dict:
+    """Start a run as a branch of ``cfg.init``: G, D, G_ema, Adam moments, path-length mean and step from that
+    run's training state, everything else (learning rate, regularisation, EMA, batch, ...) from ``cfg``. The
+    step count carries on, so a branch's checkpoints and data order line up with its parent's."""
+    state = read_training_state(cfg.init)
+    parent = state.get("config", {})
+    if differ := {
+        k: (parent.get(k), getattr(cfg, k)) for k in ARCHITECTURE if parent.get(k) != getattr(cfg, k)
+    }:
+        raise CheckpointError(
+            f"init {cfg.init}: the parent run has another architecture {differ} (parent, now)"
+        )
+    for name, module in (("G", G), ("D", D), ("G_ema", G_ema)):
+        module.load_state_dict(state[name])
+    for name, opt in (("g_opt", g_opt), ("d_opt", d_opt)):
+        settings = [dict(lr=g["lr"], betas=g["betas"]) for g in opt.param_groups]
+        opt.load_state_dict(state[name])
+        for group, own in zip(opt.param_groups, settings):
+            group.update(own)  # the moments from the parent, the learning rate and betas from cfg
+    return state
 
 
 def lazy_adam(params, lr: float, every: int) -> torch.optim.Adam:
@@ -254,11 +281,15 @@ def train(cfg: GANConfig) -> dict:
     pl_mean = torch.zeros((), device=dev)
     seed_everything(cfg.seed, procs.rank)
     step, _, state = restore(cfg, procs.rank, dict(G=G, D=D, G_ema=G_ema), dict(g_opt=g_opt, d_opt=d_opt))
+    if state is None and cfg.init:
+        state = branch_from(cfg, G, D, G_ema, g_opt, d_opt)
+        step = int(state["step"])
     if state is not None:
         pl_mean.fill_(float(state["pl_mean"]))
 
     data = RealImages(cfg, procs.rank, procs.world_size)
     world_batch = cfg.batch_size * procs.world_size
+    images_seen = int(state.get("images_seen", step * world_batch)) if state is not None else 0
     sample_z = torch.randn(16, cfg.style_dim, generator=torch.Generator().manual_seed(cfg.seed)).to(dev)
     bar = Progress(cfg.total_steps, step, world_batch, cfg.progress and procs.is_main, "train gan")
     losses: dict[str, float] = {}
@@ -276,16 +307,15 @@ def train(cfg: GANConfig) -> dict:
                 g_opt=g_opt.state_dict(),
                 d_opt=d_opt.state_dict(),
                 pl_mean=float(pl_mean),
+                images_seen=images_seen,
             ),
             procs.rank,
         )
         if procs.is_main:
             G_ema.w_avg.fill_(float("nan"))
             G_ema.get_w_avg()  # store the truncation centre of the current weights
-            save_generator(f"{cfg.out_dir}/generator.pt", G_ema, step=step, images_seen=step * world_batch)
-            save_discriminator(
-                f"{cfg.out_dir}/discriminator.pt", D, step=step, images_seen=step * world_batch
-            )
+            save_generator(f"{cfg.out_dir}/generator.pt", G_ema, step=step, images_seen=images_seen)
+            save_discriminator(f"{cfg.out_dir}/discriminator.pt", D, step=step, images_seen=images_seen)
 
     while step < cfg.total_steps:
         real = data.batch(step).to(dev)
@@ -334,6 +364,7 @@ def train(cfg: GANConfig) -> dict:
         ema_update(G_ema, G, 0.5 ** (world_batch / max(ema_nimg, 1e-8)))
 
         step += 1
+        images_seen += world_batch
         if step % cfg.log_every == 0:
             history.append({"step": step, **losses})
         bar.update(losses if step % cfg.log_every == 0 else None)
