@@ -15,7 +15,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from ..checkpoints import CheckpointError, save_discriminator, save_generator
+from ..checkpoints import TRAINING_RECORD, CheckpointError, save_discriminator, save_generator
 from ..models.stylegan2 import Discriminator, Generator
 from .loop import (
     LoopConfig,
@@ -24,6 +24,7 @@ from .loop import (
     config_from_dict,
     ema_update,
     from_preset,
+    load_states,
     read_training_state,
     requires_grad,
     restore,
@@ -182,7 +183,7 @@ def load_run_generator(run: str | os.PathLike, which: str = "G") -> Generator:
     cfg = config_from_dict(GANConfig, {k: v for k, v in state["config"].items() if k in known})
     G, _ = build_models(cfg)
     G.load_state_dict(state[which])
-    G.training_record = {k: int(state[k]) for k in ("step", "images_seen") if k in state}
+    G.training_record = {k: int(state[k]) for k in TRAINING_RECORD if k in state}
     return G.eval()
 
 
@@ -201,13 +202,7 @@ def branch_from(cfg: GANConfig, G, D, G_ema, g_opt, d_opt) -> dict:
         raise CheckpointError(
             f"init {cfg.init}: the parent run has another architecture {differ} (parent, now)"
         )
-    for name, module in (("G", G), ("D", D), ("G_ema", G_ema)):
-        module.load_state_dict(state[name])
-    for name, opt in (("g_opt", g_opt), ("d_opt", d_opt)):
-        settings = [dict(lr=g["lr"], betas=g["betas"]) for g in opt.param_groups]
-        opt.load_state_dict(state[name])
-        for group, own in zip(opt.param_groups, settings):
-            group.update(own)  # the moments from the parent, the learning rate and betas from cfg
+    load_states(state, dict(G=G, D=D, G_ema=G_ema), dict(g_opt=g_opt, d_opt=d_opt), keep_hyperparameters=True)
     return state
 
 

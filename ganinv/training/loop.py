@@ -239,14 +239,33 @@ def restore(
     state = load_training_state(cfg.out_dir, cfg, rank) if cfg.resume else None
     if state is None:
         return 0, 0.0, None
+    load_states(state, modules, optimizers, partial)
+    set_rng_state(state["rng"])
+    return int(state["step"]), float(state.get("wall_s", 0.0)), state
+
+
+def load_states(
+    state: dict,
+    modules: dict[str, nn.Module | None],
+    optimizers: dict[str, torch.optim.Optimizer | None],
+    partial: Collection[str] = (),
+    keep_hyperparameters: bool = False,
+) -> None:
+    """Load the state dicts saved in ``state`` under the names of ``modules`` and ``optimizers`` (None entries
+    skipped; modules in ``partial`` non-strictly). ``keep_hyperparameters``: the optimisers keep their own
+    learning rate, betas, ... and take only the saved moments (a run branched off another with new
+    settings)."""
     for name, module in modules.items():
         if module is not None:
             module.load_state_dict(state[name], strict=name not in partial)
     for name, opt in optimizers.items():
-        if opt is not None:
-            opt.load_state_dict(state[name])
-    set_rng_state(state["rng"])
-    return int(state["step"]), float(state.get("wall_s", 0.0)), state
+        if opt is None:
+            continue
+        own = [{k: v for k, v in group.items() if k != "params"} for group in opt.param_groups]
+        opt.load_state_dict(state[name])
+        if keep_hyperparameters:
+            for group, settings in zip(opt.param_groups, own):
+                group.update(settings)
 
 
 class Progress:
