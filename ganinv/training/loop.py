@@ -261,11 +261,11 @@ def load_states(
     for name, opt in optimizers.items():
         if opt is None:
             continue
-        own = [{k: v for k, v in group.items() if k != "params"} for group in opt.param_groups]
+        groups = opt.param_groups if keep_hyperparameters else []
+        own = [{k: v for k, v in g.items() if k != "params"} for g in groups]
         opt.load_state_dict(state[name])
-        if keep_hyperparameters:
-            for group, settings in zip(opt.param_groups, own):
-                group.update(settings)
+        for group, settings in zip(opt.param_groups, own):
+            group.update(settings)
 
 
 class Progress:
