@@ -147,3 +147,39 @@ def test_eval_gan_of_a_runs_raw_generator_with_discriminator_preference(tmp_path
     assert r["weights"] == "G" and r["step"] == 2 and r["images_seen"] == 2 * 4
     assert set(r["discriminator_preference"]) == set(BINARY_ATTRIBUTES)
     assert all(v["std"] > 0 for v in r["discriminator_preference"].values())
+
+
+def test_joint_statistics_count_each_combination_of_two_read_outs():
+    from ganinv.training.gan_eval import joint_statistics
+
+    probs = {
+        "smiling": torch.tensor([0.9, 0.9, 0.9, 0.1, 0.1, 0.6, 0.2, 0.51], dtype=torch.float64),
+        "mouth_open": torch.tensor([0.9, 0.2, 0.2, 0.8, 0.1, 0.1, 0.0, 0.49], dtype=torch.float64),
+    }
+    joint = joint_statistics(probs, [("smiling", "mouth_open"), ("mouth_open", "smiling")])
+    assert joint["smiling+mouth_open"] == {"00": 2 / 8, "01": 1 / 8, "10": 4 / 8, "11": 1 / 8}
+    assert joint["mouth_open+smiling"] == {"00": 2 / 8, "01": 4 / 8, "10": 1 / 8, "11": 1 / 8}  # digits swap
+    # the cells of a pair partition the images, and their margins are the attribute frequencies
+    cells = joint["smiling+mouth_open"]
+    assert sum(cells.values()) == 1.0 and cells["10"] + cells["11"] == float(
+        (probs["smiling"] > 0.5).double().mean()
+    )
+
+
+def test_evaluate_gan_reports_every_attribute_pair():
+    import itertools
+
+    torch.manual_seed(0)
+    G = Generator(32, style_dim=16, n_mlp=2, channel_max=16).eval()
+    sfn = SFN(SFNConfig(size=32, widths=(4, 8), embed_dim=8)).eval()
+    r = evaluate_gan(G, sfn, n=16)
+    pairs = r["attribute_pairs"]
+    assert set(pairs) == {f"{a}+{b}" for a, b in itertools.combinations(BINARY_ATTRIBUTES, 2)}
+    for name, p in pairs.items():
+        a = name.split("+")[0]
+        gen = p["generated"]
+        assert abs(sum(gen.values()) - 1) < 1e-3
+        # the pair's margin agrees with the single-attribute table
+        assert abs(gen["10"] + gen["11"] - r["attribute_frequency"][a]["generated"]) < 1e-3
+        want = max(abs(gen[c] - p["data"][c]) for c in gen)
+        assert abs(p["largest_gap_points"] - 100 * want) < 0.05

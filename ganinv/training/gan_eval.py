@@ -3,6 +3,7 @@ of slightly blurred SynthFaces, and the frequency of every binary attribute in g
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -46,18 +47,50 @@ def real_images(size: int, n: int, offset: int = 0, seed: int = EVAL_SEED) -> to
 
 
 @torch.no_grad()
+def attribute_probabilities(sfn, images: torch.Tensor, batch_size: int = 250) -> dict[str, torch.Tensor]:
+    """The SFN's P(attribute = 1) of every binary attribute, each ``[N]`` (float64, on the CPU)."""
+    probs: dict[str, list[torch.Tensor]] = {a: [] for a in BINARY_ATTRIBUTES}
+    for batch in images.split(batch_size):
+        attrs = sfn.attributes(batch)
+        for a in BINARY_ATTRIBUTES:
+            probs[a].append(attrs[a].detach().double().cpu().flatten())
+    return {a: torch.cat(p) for a, p in probs.items()}
+
+
 def binary_statistics(sfn, images: torch.Tensor, batch_size: int = 250) -> dict[str, dict[str, float]]:
     """Per binary attribute, shares of ``images`` by the SFN's P(attribute = 1): ``frequency`` (P > 0.5),
     ``confident_on`` (P > 0.95) and ``undecided`` (0.05 <= P <= 0.95). A generator that dropped a mode has a
     low ``confident_on``; one that draws blurred, in-between features has a high ``undecided``."""
-    counts = {a: torch.zeros(3, dtype=torch.float64) for a in BINARY_ATTRIBUTES}
-    for batch in images.split(batch_size):
-        attrs = sfn.attributes(batch)
-        for a in BINARY_ATTRIBUTES:
-            p = attrs[a].double()
-            counts[a] += torch.stack([(p > 0.5).sum(), (p > 0.95).sum(), ((p >= 0.05) & (p <= 0.95)).sum()])
-    keys = ("frequency", "confident_on", "undecided")
-    return {a: {k: float(v) / len(images) for k, v in zip(keys, c)} for a, c in counts.items()}
+    return read_out_shares(attribute_probabilities(sfn, images, batch_size))
+
+
+def read_out_shares(probs: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
+    """:func:`binary_statistics` of probabilities already read out by :func:`attribute_probabilities`."""
+    return {
+        a: {
+            "frequency": (p > 0.5).double().mean().item(),
+            "confident_on": (p > 0.95).double().mean().item(),
+            "undecided": ((p >= 0.05) & (p <= 0.95)).double().mean().item(),
+        }
+        for a, p in probs.items()
+    }
+
+
+def joint_statistics(
+    probs: dict[str, torch.Tensor], pairs: list[tuple[str, str]]
+) -> dict[str, dict[str, float]]:
+    """For each attribute pair ``(a, b)``, the shares of the four read-out combinations (P > 0.5 is on):
+    ``{"a+b": {"00": ..., "01": ..., "10": ..., "11": ...}}``, first digit ``a``. Attribute frequencies can
+    match while their combinations do not (e.g. the mouth: neutral / smile / open 'O' / open grin)."""
+    out = {}
+    for a, b in pairs:
+        on_a, on_b = probs[a] > 0.5, probs[b] > 0.5
+        out[f"{a}+{b}"] = {
+            f"{i}{j}": ((on_a == bool(i)) & (on_b == bool(j))).double().mean().item()
+            for i in (0, 1)
+            for j in (0, 1)
+        }
+    return out
 
 
 @torch.no_grad()
@@ -116,7 +149,8 @@ def evaluate_gan(
         "fid_sfn_blurred_data": fid(feats(gaussian_blur(other, 1.0)), f_ref),
         "fid_sfn_data_vs_data": fid(feats(other), f_ref),
     }
-    fake_stats, real_stats = binary_statistics(sfn, fake), binary_statistics(sfn, reference)
+    fake_probs, real_probs = attribute_probabilities(sfn, fake), attribute_probabilities(sfn, reference)
+    fake_stats, real_stats = read_out_shares(fake_probs), read_out_shares(real_probs)
     result["attribute_frequency"] = {
         a: {
             "generated": round(fake_stats[a]["frequency"], 4),
@@ -129,6 +163,18 @@ def evaluate_gan(
             },
         }
         for a in BINARY_ATTRIBUTES
+    }
+    pairs = list(itertools.combinations(BINARY_ATTRIBUTES, 2))
+    fake_joint, real_joint = joint_statistics(fake_probs, pairs), joint_statistics(real_probs, pairs)
+    result["attribute_pairs"] = {
+        pair: {
+            "generated": {c: round(v, 4) for c, v in fake_joint[pair].items()},
+            "data": {c: round(v, 4) for c, v in real_joint[pair].items()},
+            "largest_gap_points": round(
+                100 * max(abs(fake_joint[pair][c] - real_joint[pair][c]) for c in cells), 2
+            ),
+        }
+        for pair, cells in fake_joint.items()
     }
     worst = max(abs(v["difference_points"]) for v in result["attribute_frequency"].values())
     result["max_attribute_difference_points"] = worst
