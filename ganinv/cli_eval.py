@@ -15,6 +15,22 @@ def _device(name: str) -> str:
     return name
 
 
+def _parse_given(text: str) -> dict[str, int]:
+    """``"glasses=1,bangs=0"`` -> ``{"glasses": 1, "bangs": 0}``; a clear exit on anything else."""
+    from .data.synthfaces import BINARY_ATTRIBUTES
+
+    given = {}
+    for item in text.split(","):
+        name, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or value not in ("0", "1") or name not in BINARY_ATTRIBUTES:
+            raise SystemExit(
+                f"--preference-given: expected ATTR=0 or ATTR=1 (comma-separated) with ATTR one of "
+                f"{', '.join(BINARY_ATTRIBUTES)}; got {item!r}"
+            )
+        given[name] = int(value)
+    return given
+
+
 def _report(args: argparse.Namespace, result: dict, table, figure=None, merge=None) -> None:
     """The shared end of the benchmark commands: ``--add`` (``merge`` into the existing ``--json``),
     ``--json``, ``--figure`` (``figure(result, path)``), then ``table(result)`` (and the JSON if unsaved)."""
@@ -161,6 +177,9 @@ def cmd_eval_gan(args: argparse.Namespace) -> None:
     from .models.sfn import load_sfn
     from .training.gan_eval import discriminator_preference, evaluate_gan, generate
 
+    conditions = {c: _parse_given(c) for c in args.preference_given or []}  # bad input fails before the work
+    if conditions and not args.discriminator:
+        raise SystemExit("--preference-given needs --discriminator (the D whose preference is measured)")
     device = _device(args.device)
     if args.weights == "G":  # the raw generator of a run's training state
         from .training.gan import load_run_generator
@@ -178,6 +197,10 @@ def cmd_eval_gan(args: argparse.Namespace) -> None:
         D = load_discriminator(args.discriminator, device=device)
         result["discriminator"] = str(args.discriminator)
         result["discriminator_preference"] = discriminator_preference(D, G.size)
+        if conditions:
+            result["discriminator_preference_given"] = {
+                c: discriminator_preference(D, G.size, given=given) for c, given in conditions.items()
+            }
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
@@ -301,6 +324,13 @@ def add_eval_parser(sub) -> None:
         "--discriminator",
         default=None,
         help="also record D's logit gain per binary attribute on paired SynthFaces (name or path of a D)",
+    )
+    e.add_argument(
+        "--preference-given",
+        action="append",
+        metavar="ATTR=0|1[,ATTR=0|1]",
+        help="also D's preference with these attributes held fixed on every face (repeatable), e.g. "
+        "glasses=1: does D want closed eyes behind glasses?",
     )
     e.add_argument("--sfn", default="sfn", help="bundled name or path of the SFN used for the metrics")
     e.add_argument("-n", type=int, default=5000, help="images per set")

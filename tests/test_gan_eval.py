@@ -130,6 +130,29 @@ def test_discriminator_preference_pairs_each_face_with_and_without_the_attribute
         discriminator_preference(_MeanD(), 32, n=24, batch_size=12)
 
 
+def test_discriminator_preference_given_holds_attributes_fixed():
+    import pytest
+
+    from ganinv.data.synthfaces import edit_factors, render, sample_factors
+    from ganinv.training.gan_eval import discriminator_preference
+
+    pref = discriminator_preference(
+        _MeanD(), 32, n=16, seed=5, batch_size=8, given={"glasses": 1, "bangs": 0}
+    )
+    assert set(pref) == set(BINARY_ATTRIBUTES) - {"glasses", "bangs"}
+    factors = edit_factors(sample_factors(5, range(16)), glasses=1, bangs=0)
+    on, off = (render(edit_factors(factors, eyes_closed=v), 32)[0].mean((1, 2, 3)) for v in (1, 0))
+    assert pref["eyes_closed"]["mean"] == pytest.approx(float(10 * (on - off).mean()), abs=1e-4)
+    # behind glasses, closing the eyes changes fewer pixels than on bare faces
+    bare = discriminator_preference(
+        _MeanD(), 32, n=16, seed=5, batch_size=8, given={"glasses": 0, "bangs": 0}
+    )
+    assert pref["eyes_closed"]["mean"] != pytest.approx(bare["eyes_closed"]["mean"], abs=1e-4)
+    for bad in ({"glases": 1}, {"glasses": 2}):
+        with pytest.raises(ValueError, match="given must map binary attributes"):
+            discriminator_preference(_MeanD(), 32, n=16, batch_size=8, given=bad)
+
+
 def test_eval_gan_of_a_runs_raw_generator_with_discriminator_preference(tmp_path):
     import json
 
@@ -147,6 +170,44 @@ def test_eval_gan_of_a_runs_raw_generator_with_discriminator_preference(tmp_path
     assert r["weights"] == "G" and r["step"] == 2 and r["images_seen"] == 2 * 4
     assert set(r["discriminator_preference"]) == set(BINARY_ATTRIBUTES)
     assert all(v["std"] > 0 for v in r["discriminator_preference"].values())
+
+
+def test_eval_gan_preference_given_and_its_bad_input(tmp_path):
+    import json
+
+    import pytest
+
+    from ganinv.checkpoints import save_discriminator, save_generator
+    from ganinv.cli import main
+    from ganinv.models.sfn import save_sfn
+    from ganinv.models.stylegan2 import Discriminator
+
+    torch.manual_seed(0)
+    save_generator(tmp_path / "g.pt", Generator(32, style_dim=16, n_mlp=2, channel_max=16))
+    save_discriminator(tmp_path / "d.pt", Discriminator(32, channel_max=16))
+    save_sfn(tmp_path / "sfn.pt", SFN(SFNConfig(size=32, widths=(4, 8), embed_dim=8)))
+    base = [
+        "eval",
+        "gan",
+        "--checkpoint",
+        str(tmp_path / "g.pt"),
+        "--sfn",
+        str(tmp_path / "sfn.pt"),
+        "-n",
+        "8",
+    ]
+    out = tmp_path / "r.json"
+    main(base + ["--discriminator", str(tmp_path / "d.pt"), "--json", str(out)]
+         + ["--preference-given", "glasses=1", "--preference-given", "glasses=0,bangs=1"])  # fmt: skip
+    given = json.loads(out.read_text())["discriminator_preference_given"]
+    assert set(given) == {"glasses=1", "glasses=0,bangs=1"}
+    assert set(given["glasses=1"]) == set(BINARY_ATTRIBUTES) - {"glasses"}
+    assert set(given["glasses=0,bangs=1"]) == set(BINARY_ATTRIBUTES) - {"glasses", "bangs"}
+    with pytest.raises(SystemExit, match="needs --discriminator"):
+        main(base + ["--preference-given", "glasses=1"])
+    for bad in ("glases=1", "glasses", "glasses=yes"):
+        with pytest.raises(SystemExit, match="expected ATTR=0 or ATTR=1"):
+            main(base + ["--discriminator", str(tmp_path / "d.pt"), "--preference-given", bad])
 
 
 def test_joint_statistics_count_each_combination_of_two_read_outs():

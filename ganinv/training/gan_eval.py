@@ -95,7 +95,12 @@ def joint_statistics(
 
 @torch.no_grad()
 def discriminator_preference(
-    D: torch.nn.Module, size: int, n: int = 1000, seed: int = EVAL_SEED, batch_size: int = 200
+    D: torch.nn.Module,
+    size: int,
+    n: int = 1000,
+    seed: int = EVAL_SEED,
+    batch_size: int = 200,
+    given: dict[str, int] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Per binary attribute, D's logit on ``n`` SynthFaces drawn with the attribute minus the same faces drawn
     without it (``edit_factors``; nothing else changes): ``{"mean": ..., "std": ...}`` over the faces.
@@ -104,7 +109,18 @@ def discriminator_preference(
     faces have it (the mode is missing, not invisible to D); near 0, D does not tell the two apart. Each D
     batch holds half the faces with and half without the attribute, so that every minibatch-stddev group
     mixes both, as the real batches of training do.
+
+    ``given``: binary attributes held fixed on every face, e.g. ``{"glasses": 1}`` asks whether D wants
+    closed eyes *behind glasses*, a combination a generator can drop while drawing each attribute alone;
+    the attributes in ``given`` are left out of the result.
     """
+    given = dict(given or {})
+    for a, v in given.items():
+        if a not in BINARY_ATTRIBUTES or v not in (0, 1):
+            raise ValueError(
+                f"discriminator_preference: given must map binary attributes {BINARY_ATTRIBUTES} to 0 or 1, "
+                f"got {a}={v!r}"
+            )
     group = getattr(D, "stddev_group", 1)
     if batch_size % (2 * group) or n % batch_size:
         raise ValueError(
@@ -113,9 +129,11 @@ def discriminator_preference(
         )
     dev = next(D.parameters()).device
     factors = sample_factors(seed, range(n))
+    if given:
+        factors = edit_factors(factors, **given)
     half = batch_size // 2
-    diffs: dict[str, list[torch.Tensor]] = {a: [] for a in BINARY_ATTRIBUTES}
-    for a in BINARY_ATTRIBUTES:
+    diffs: dict[str, list[torch.Tensor]] = {a: [] for a in BINARY_ATTRIBUTES if a not in given}
+    for a in diffs:
         on, off = (torch.from_numpy(render(edit_factors(factors, **{a: v}), size)[0]) for v in (1, 0))
         for i in range(0, n, batch_size):
             first, second = slice(i, i + half), slice(i + half, i + batch_size)
