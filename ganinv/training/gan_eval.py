@@ -206,7 +206,8 @@ def training_curves(runs: dict[str, list[dict]]):
     ...]}``, each result with ``images_seen`` (``ganinv eval gan`` records it for trainer-written files)."""
     import matplotlib.pyplot as plt
 
-    fig, (ax_fid, ax_gap) = plt.subplots(1, 2, figsize=(10, 3.6))
+    rows = math.ceil((len(runs) + 2) / 2)  # one legend under both panels, two entries per row
+    fig, (ax_fid, ax_gap) = plt.subplots(1, 2, figsize=(10, 3.4 + 0.18 * rows))
     bar = None
     for label, results in runs.items():
         missing = [r.get("checkpoint", "?") for r in results if "images_seen" not in r]
@@ -224,6 +225,8 @@ def training_curves(runs: dict[str, list[dict]]):
     ax_gap.set(xlabel="thousands of images seen", ylabel="points", title="largest attribute-frequency gap")
     for ax in (ax_fid, ax_gap):
         ax.set_ylim(bottom=0)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+    handles, labels = ax_fid.get_legend_handles_labels()
+    gap_handles, gap_labels = ax_gap.get_legend_handles_labels()
+    fig.legend(handles + gap_handles[-1:], labels + gap_labels[-1:], loc="lower center", ncol=2, fontsize=8)
+    fig.tight_layout(rect=(0, (0.1 + 0.18 * rows) / fig.get_figheight(), 1, 1))
     return fig
