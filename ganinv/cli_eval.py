@@ -17,18 +17,15 @@ def _device(name: str) -> str:
 
 def _parse_given(text: str) -> dict[str, int]:
     """``"glasses=1,bangs=0"`` -> ``{"glasses": 1, "bangs": 0}``; a clear exit on anything else."""
-    from .data.synthfaces import BINARY_ATTRIBUTES
+    from .training.gan_eval import check_given
 
-    given = {}
-    for item in text.split(","):
-        name, sep, value = (part.strip() for part in item.partition("="))
-        if not sep or value not in ("0", "1") or name not in BINARY_ATTRIBUTES:
-            raise SystemExit(
-                f"--preference-given: expected ATTR=0 or ATTR=1 (comma-separated) with ATTR one of "
-                f"{', '.join(BINARY_ATTRIBUTES)}; got {item!r}"
-            )
-        given[name] = int(value)
-    return given
+    try:
+        pairs = [item.split("=") for item in text.split(",")]
+        return check_given({name.strip(): int(value) for name, value in pairs})
+    except ValueError as e:  # not NAME=INT (unpacking or int()), or check_given's verdict
+        raise SystemExit(
+            f"--preference-given {text!r}: expected ATTR=0 or ATTR=1, comma-separated ({e})"
+        ) from e
 
 
 def _report(args: argparse.Namespace, result: dict, table, figure=None, merge=None) -> None:

@@ -53,7 +53,7 @@ def attribute_probabilities(sfn, images: torch.Tensor, batch_size: int = 250) ->
     for batch in images.split(batch_size):
         attrs = sfn.attributes(batch)
         for a in BINARY_ATTRIBUTES:
-            probs[a].append(attrs[a].detach().double().cpu().flatten())
+            probs[a].append(attrs[a].double().cpu().flatten())
     return {a: torch.cat(p) for a, p in probs.items()}
 
 
@@ -93,6 +93,18 @@ def joint_statistics(
     return out
 
 
+def check_given(given: dict[str, int]) -> dict[str, int]:
+    """``given`` of :func:`discriminator_preference` (binary attribute -> 0 or 1), or a ValueError naming the
+    bad entry."""
+    for a, v in given.items():
+        if a not in BINARY_ATTRIBUTES or v not in (0, 1):
+            raise ValueError(
+                f"discriminator_preference: given must map binary attributes "
+                f"({', '.join(BINARY_ATTRIBUTES)}) to 0 or 1, got {a}={v!r}"
+            )
+    return dict(given)
+
+
 @torch.no_grad()
 def discriminator_preference(
     D: torch.nn.Module,
@@ -114,13 +126,7 @@ def discriminator_preference(
     closed eyes *behind glasses*, a combination a generator can drop while drawing each attribute alone;
     the attributes in ``given`` are left out of the result.
     """
-    given = dict(given or {})
-    for a, v in given.items():
-        if a not in BINARY_ATTRIBUTES or v not in (0, 1):
-            raise ValueError(
-                f"discriminator_preference: given must map binary attributes {BINARY_ATTRIBUTES} to 0 or 1, "
-                f"got {a}={v!r}"
-            )
+    given = check_given(given or {})
     group = getattr(D, "stddev_group", 1)
     if batch_size % (2 * group) or n % batch_size:
         raise ValueError(
