@@ -235,3 +235,25 @@ def test_a_branch_starts_from_its_parents_state_with_its_own_settings(tmp_path):
             torch.testing.assert_close(still[name][k], v, rtol=0, atol=1e-6, msg=k)
     with pytest.raises(CheckpointError, match="another architecture"):
         gan.train(tiny(tmp_path, "other", total_steps=5, init=str(tmp_path / "parent"), style_dim=8))
+
+
+def test_a_branch_can_start_from_an_exported_model(tmp_path):
+    gan.train(tiny(tmp_path, "parent", total_steps=4, checkpoint_every=4))
+    parent = torch.load(tmp_path / "parent" / "training_state.pt", weights_only=True)
+    exported = tmp_path / "exported"  # what `ganinv convert` or data/pretrained/<name>/ holds: G_ema and D
+    exported.mkdir()
+    for name in ("generator.pt", "discriminator.pt"):
+        (exported / name).write_bytes((tmp_path / "parent" / name).read_bytes())
+    gan.train(tiny(tmp_path, "still", total_steps=5, init=str(exported), lr=1e-12))
+    still = torch.load(tmp_path / "still" / "training_state.pt", weights_only=True)
+    assert still["step"] == 5 and still["images_seen"] == 5 * 4  # the step carries on from the record
+    # G and G_ema start from the parent's G_ema (not its raw G), D from its D; Adam starts afresh
+    for name, source in (("G", "G_ema"), ("G_ema", "G_ema"), ("D", "D")):
+        for k, v in parent[source].items():
+            torch.testing.assert_close(still[name][k], v, rtol=0, atol=1e-6, msg=f"{name}.{k}")
+    assert not all(torch.equal(parent["G"][k], parent["G_ema"][k]) for k in parent["G"])
+    assert still["d_opt"]["state"][0]["step"] <= 2 < parent["d_opt"]["state"][0]["step"]
+    with pytest.raises(CheckpointError, match="another architecture"):
+        gan.train(tiny(tmp_path, "other", total_steps=5, init=str(exported), style_dim=8))
+    with pytest.raises(CheckpointError, match="no such checkpoint|no pretrained model"):
+        gan.train(tiny(tmp_path, "none", total_steps=5, init=str(tmp_path / "nowhere")))

@@ -10,14 +10,23 @@ import dataclasses
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
-from ..checkpoints import TRAINING_RECORD, CheckpointError, save_discriminator, save_generator
+from ..checkpoints import (
+    TRAINING_RECORD,
+    CheckpointError,
+    load_discriminator,
+    load_generator,
+    save_discriminator,
+    save_generator,
+)
 from ..models.stylegan2 import Discriminator, Generator
 from .loop import (
+    STATE_FILE,
     LoopConfig,
     Processes,
     Progress,
@@ -59,7 +68,7 @@ class GANConfig(LoopConfig):
     mbstd_group: int = 4  # minibatch-stddev group size of D
     xflip: bool = False  # random horizontal flips of real images
     precision: str = "fp32"  # "bf16": autocast the main G / D passes (R1 and path length stay fp32)
-    init: str = ""  # branch off another run (its folder or training_state.pt): weights, Adam moments, step
+    init: str = ""  # branch off a run (folder / training_state.pt) or an exported model (name / folder)
     sample_every: int = 1000  # steps between sample grids written to out_dir
 
     RUN_ONLY: ClassVar[frozenset[str]] = LoopConfig.RUN_ONLY | {"sample_every"}  # not the weights
@@ -193,17 +202,45 @@ ARCHITECTURE = ("size", "style_dim", "n_mlp", "channel_multiplier", "channel_max
 def branch_from(cfg: GANConfig, G, D, G_ema, g_opt, d_opt) -> dict:
     """Start a run as a branch of ``cfg.init``: G, D, G_ema, Adam moments, path-length mean and step from that
     run's training state, everything else (learning rate, regularisation, EMA, batch, ...) from ``cfg``. The
-    step count carries on, so a branch's checkpoints and data order line up with its parent's."""
-    state = read_training_state(cfg.init)
-    parent = state.get("config", {})
+    step count carries on, so a branch's checkpoints and data order line up with its parent's.
+
+    ``cfg.init`` may also be an exported model, a pretrained name (``"synthfaces64"``) or a folder holding
+    ``generator.pt`` and ``discriminator.pt``: then G and G_ema start from its G_ema, D from its D, Adam
+    afresh, and the step from the generator's training record (fine-tuning a bundled model)."""
+    path = Path(cfg.init)
+    if path.is_file() or (path / STATE_FILE).is_file():
+        state = read_training_state(cfg.init)
+        parent = state.get("config", {})
+    else:
+        state = exported_state(cfg.init)
+        parent = state["generator_config"]
     if differ := {
         k: (parent.get(k), getattr(cfg, k)) for k in ARCHITECTURE if parent.get(k) != getattr(cfg, k)
     }:
         raise CheckpointError(
             f"init {cfg.init}: the parent run has another architecture {differ} (parent, now)"
         )
-    load_states(state, dict(G=G, D=D, G_ema=G_ema), dict(g_opt=g_opt, d_opt=d_opt), keep_hyperparameters=True)
+    optimizers = dict(g_opt=g_opt, d_opt=d_opt) if "g_opt" in state else {}
+    load_states(state, dict(G=G, D=D, G_ema=G_ema), optimizers, keep_hyperparameters=True)
     return state
+
+
+def exported_state(ref: str) -> dict:
+    """The training-state entries an exported G_ema / D pair supplies (``ref``: a pretrained name or a folder
+    with ``generator.pt`` and ``discriminator.pt``): G and G_ema both from G_ema, step and images seen from
+    the generator's record (0 when it has none), path-length mean 0."""
+    G_ema, D = load_generator(ref), load_discriminator(ref)
+    record = G_ema.training_record
+    sd = G_ema.state_dict()
+    return dict(
+        generator_config=G_ema.config,
+        G=sd,
+        G_ema=sd,
+        D=D.state_dict(),
+        step=record.get("step", 0),
+        images_seen=record.get("images_seen", 0),
+        pl_mean=0.0,
+    )
 
 
 def lazy_adam(params, lr: float, every: int) -> torch.optim.Adam:
