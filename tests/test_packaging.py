@@ -39,3 +39,10 @@ def test_pytest_markers_declared():
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
     names = {m.split(":")[0] for m in cfg["markers"]}
     assert {"cuda", "slow"} <= names
+
+
+def test_data_stays_under_100_mb():
+    files = [p for p in (ROOT / "data").rglob("*") if p.is_file()]
+    total = sum(p.stat().st_size for p in files)
+    biggest = max(files, key=lambda p: p.stat().st_size)
+    assert total < 100 * 2**20, f"data/ holds {total / 2**20:.1f} MiB; the largest file is {biggest}"

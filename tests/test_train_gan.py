@@ -3,11 +3,12 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from ganinv.checkpoints import CheckpointError, load_generator
+from ganinv.checkpoints import CheckpointError, load_discriminator, load_generator
 from ganinv.models.stylegan2 import Discriminator
 from ganinv.training import gan
 
@@ -257,3 +258,18 @@ def test_a_branch_can_start_from_an_exported_model(tmp_path):
         gan.train(tiny(tmp_path, "other", total_steps=5, init=str(exported), style_dim=8))
     with pytest.raises(CheckpointError, match="no such checkpoint|no pretrained model"):
         gan.train(tiny(tmp_path, "none", total_steps=5, init=str(tmp_path / "nowhere")))
+
+
+RESUME_POINTS = sorted((Path(__file__).resolve().parent.parent / "data" / "resume").glob("*/generator.pt"))
+
+
+@pytest.mark.parametrize("generator", RESUME_POINTS, ids=lambda p: p.parent.name)
+def test_resume_points_continue_the_synthfaces64_preset(generator):
+    # data/resume/<run>/ keeps an unfinished run's G_ema and D between sessions (`--init data/resume/<run>`)
+    cfg = gan.preset("synthfaces64")
+    G, D = load_generator(generator.parent), load_discriminator(generator.parent)
+    assert {k: G.config[k] for k in gan.ARCHITECTURE} == {k: getattr(cfg, k) for k in gan.ARCHITECTURE}
+    _, D0 = gan.build_models(cfg)
+    D0.load_state_dict(D.state_dict())  # the preset's D architecture too
+    assert G.training_record["step"] > load_generator("synthfaces64").training_record["step"]
+    assert G.training_record["images_seen"] == G.training_record["step"] * cfg.batch_size
