@@ -14,8 +14,11 @@ def test_generator_benchmark_json(tmp_path):
     rows = {(r["device"], r["impl"], r["mode"]): r for r in data["results"]}
     fwd, both = rows[("cpu", "ref", "forward")], rows[("cpu", "ref", "forward+backward")]
     assert fwd["size"] == 16 and fwd["batch"] == 2
-    assert abs(fwd["images_per_s"] - 2 / fwd["seconds_per_batch"]) / fwd["images_per_s"] < 0.01
-    assert both["images_per_s"] < fwd["images_per_s"]  # a backward pass costs time
+    # rates agree with the measured times (which is faster is the benchmark's finding, not a test's: one
+    # timing of a 16 px batch with min_seconds 0 is noise, and forward+backward once came out faster)
+    for row in (fwd, both):
+        assert row["size"] == 16 and row["batch"] == 2 and row["seconds_per_batch"] > 0
+        assert abs(row["images_per_s"] - 2 / row["seconds_per_batch"]) / row["images_per_s"] < 0.01
 
 
 def test_explorer_benchmark_json(tmp_path):
