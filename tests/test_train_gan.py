@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganinv.checkpoints import CheckpointError, load_discriminator, load_generator
+from ganinv.checkpoints import CheckpointError, load_generator
 from ganinv.models.stylegan2 import Discriminator
 from ganinv.training import gan
 
@@ -266,10 +266,9 @@ RESUME_POINTS = sorted((Path(__file__).resolve().parent.parent / "data" / "resum
 @pytest.mark.parametrize("generator", RESUME_POINTS, ids=lambda p: p.parent.name)
 def test_resume_points_continue_the_synthfaces64_preset(generator):
     # data/resume/<run>/ keeps an unfinished run's G_ema and D between sessions (`--init data/resume/<run>`)
-    cfg = gan.preset("synthfaces64")
-    G, D = load_generator(generator.parent), load_discriminator(generator.parent)
-    assert {k: G.config[k] for k in gan.ARCHITECTURE} == {k: getattr(cfg, k) for k in gan.ARCHITECTURE}
-    _, D0 = gan.build_models(cfg)
-    D0.load_state_dict(D.state_dict())  # the preset's D architecture too
-    assert G.training_record["step"] > load_generator("synthfaces64").training_record["step"]
-    assert G.training_record["images_seen"] == G.training_record["step"] * cfg.batch_size
+    cfg = gan.preset("synthfaces64", init=str(generator.parent))
+    G, D = gan.build_models(cfg)
+    # the path a next session takes: raises on another architecture, loads D strictly
+    state = gan.branch_from(cfg, G, D, G, None, None)
+    assert state["step"] > load_generator("synthfaces64").training_record["step"]
+    assert state["images_seen"] == state["step"] * cfg.batch_size

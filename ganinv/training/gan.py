@@ -26,7 +26,6 @@ from ..checkpoints import (
 )
 from ..models.stylegan2 import Discriminator, Generator
 from .loop import (
-    STATE_FILE,
     LoopConfig,
     Processes,
     Progress,
@@ -39,6 +38,7 @@ from .loop import (
     restore,
     save_training_state,
     seed_everything,
+    state_path,
 )
 
 
@@ -208,8 +208,8 @@ def branch_from(cfg: GANConfig, G, D, G_ema, g_opt, d_opt) -> dict:
     ``generator.pt`` and ``discriminator.pt``: then G and G_ema start from its G_ema, D from its D, Adam
     afresh, and the step from the generator's training record (fine-tuning a bundled model)."""
     path = Path(cfg.init)
-    if path.is_file() or (path / STATE_FILE).is_file():
-        state = read_training_state(cfg.init)
+    if path.is_file() or state_path(path).is_file():
+        state = read_training_state(path)
         parent = state.get("config", {})
     else:
         state = exported_state(cfg.init)
@@ -228,19 +228,11 @@ def branch_from(cfg: GANConfig, G, D, G_ema, g_opt, d_opt) -> dict:
 def exported_state(ref: str) -> dict:
     """The training-state entries an exported G_ema / D pair supplies (``ref``: a pretrained name or a folder
     with ``generator.pt`` and ``discriminator.pt``): G and G_ema both from G_ema, step and images seen from
-    the generator's record (0 when it has none), path-length mean 0."""
+    the generator's record (step 0 when it has none), path-length mean 0."""
     G_ema, D = load_generator(ref), load_discriminator(ref)
-    record = G_ema.training_record
     sd = G_ema.state_dict()
-    return dict(
-        generator_config=G_ema.config,
-        G=sd,
-        G_ema=sd,
-        D=D.state_dict(),
-        step=record.get("step", 0),
-        images_seen=record.get("images_seen", 0),
-        pl_mean=0.0,
-    )
+    entries = dict(generator_config=G_ema.config, G=sd, G_ema=sd, D=D.state_dict(), pl_mean=0.0)
+    return {"step": 0, **G_ema.training_record, **entries}
 
 
 def lazy_adam(params, lr: float, every: int) -> torch.optim.Adam:
