@@ -272,3 +272,24 @@ def test_resume_points_continue_the_synthfaces64_preset(generator):
     state = gan.branch_from(cfg, G, D, G, None, None)
     assert state["step"] > load_generator("synthfaces64").training_record["step"]
     assert state["images_seen"] == state["step"] * cfg.batch_size
+
+
+def test_snapshots_keep_the_checkpoint_of_their_step(tmp_path):
+    # a snapshot at step 2 holds what a run stopped at step 2 holds, while the run goes on to 4
+    run = tiny(tmp_path, "run", total_steps=4, checkpoint_every=4, snapshot_every=2)
+    gan.train(run)
+    gan.train(tiny(tmp_path, "short", total_steps=2, checkpoint_every=2))
+    snaps = Path(run.out_dir) / "snapshots"
+    assert sorted(p.name for p in snaps.iterdir()) == ["step_000002", "step_000004"]
+    kept, short = _weights(snaps / "step_000002"), _weights(tmp_path / "short")
+    assert kept[3] == short[3] == 2
+    for sa, sb in zip(kept[:3], short[:3]):
+        for k in sa:
+            torch.testing.assert_close(sa[k], sb[k], rtol=0, atol=0, msg=k)
+    assert load_generator(snaps / "step_000002" / "generator.pt").training_record["step"] == 2
+    # the last one is the run's final checkpoint; the run's own files moved on past step 2
+    assert _weights(snaps / "step_000004")[3] == _weights(run.out_dir)[3] == 4
+    assert not torch.equal(kept[0]["convs.0.conv.weight"], _weights(run.out_dir)[0]["convs.0.conv.weight"])
+    # a branch can start from a snapshot folder (its training state, not the exported pair)
+    branch = tiny(tmp_path, "branch", total_steps=3, init=str(snaps / "step_000002"))
+    assert gan.train(branch)["step"] == 3

@@ -26,12 +26,14 @@ from ..checkpoints import (
 )
 from ..models.stylegan2 import Discriminator, Generator
 from .loop import (
+    STATE_FILE,
     LoopConfig,
     Processes,
     Progress,
     config_from_dict,
     ema_update,
     from_preset,
+    keep_snapshot,
     load_states,
     read_training_state,
     requires_grad,
@@ -70,8 +72,10 @@ class GANConfig(LoopConfig):
     precision: str = "fp32"  # "bf16": autocast the main G / D passes (R1 and path length stay fp32)
     init: str = ""  # branch off a run (folder / training_state.pt) or an exported model (name / folder)
     sample_every: int = 1000  # steps between sample grids written to out_dir
+    snapshot_every: int = 0  # steps between kept copies of the checkpoint in out_dir/snapshots/ (0 = none)
 
-    RUN_ONLY: ClassVar[frozenset[str]] = LoopConfig.RUN_ONLY | {"sample_every"}  # not the weights
+    # fields that do not change the weights
+    RUN_ONLY: ClassVar[frozenset[str]] = LoopConfig.RUN_ONLY | {"sample_every", "snapshot_every"}
     NUMERICS: ClassVar[frozenset[str]] = frozenset({"precision"})  # may be switched when resuming
 
     def __post_init__(self) -> None:
@@ -290,7 +294,9 @@ def path_lengths(G: Generator, w_plus: torch.Tensor) -> torch.Tensor:
 
 def train(cfg: GANConfig) -> dict:
     """Train (or resume); return the final losses and their history. Writes training_state.pt, generator.pt,
-    discriminator.pt (G_ema and D in the ganinv format) and sample grids into ``cfg.out_dir``."""
+    discriminator.pt (G_ema and D in the ganinv format) and sample grids into ``cfg.out_dir``, and every
+    ``cfg.snapshot_every`` steps a kept copy of those three files in ``snapshots/step_NNNNNN/`` (for
+    ``ganinv eval gan`` and ``--init`` branches at a fixed step while the run goes on)."""
     procs = Processes(cfg.device)
     dev = procs.device
     torch.manual_seed(cfg.seed)  # identical initial weights in every process
@@ -392,8 +398,11 @@ def train(cfg: GANConfig) -> dict:
         if step % cfg.log_every == 0:
             history.append({"step": step, **losses})
         bar.update(losses if step % cfg.log_every == 0 else None)
-        if step % cfg.checkpoint_every == 0 or step == cfg.total_steps:
+        snapshot = cfg.snapshot_every > 0 and step % cfg.snapshot_every == 0
+        if step % cfg.checkpoint_every == 0 or step == cfg.total_steps or snapshot:
             checkpoint()
+        if procs.is_main and snapshot:
+            keep_snapshot(cfg.out_dir, step, (STATE_FILE, "generator.pt", "discriminator.pt"))
         if procs.is_main and cfg.sample_every > 0 and step % cfg.sample_every == 0:
             from ..data.images import save_image
 

@@ -13,6 +13,7 @@ import inspect
 import os
 import random
 import re
+import shutil
 import time
 import warnings
 from collections.abc import Collection, Iterable
@@ -26,6 +27,7 @@ from torch import nn
 from ..checkpoints import CheckpointError, atomic_save
 
 STATE_FILE = "training_state.pt"
+SNAPSHOT_DIR = "snapshots"  # kept copies of checkpoints: out_dir/snapshots/step_NNNNNN/
 
 
 @dataclass
@@ -183,6 +185,23 @@ def save_training_state(out_dir: str | os.PathLike, state: dict, rank: int = 0) 
     path = state_path(out_dir, rank)
     atomic_save({"format": "ganinv-training", "version": 1, **state, "rng": rng_state()}, path)
     return path
+
+
+def keep_snapshot(out_dir: str | os.PathLike, step: int, names: Iterable[str]) -> Path:
+    """Copy the files ``names`` of a run (just written by a checkpoint) into
+    ``out_dir/snapshots/step_NNNNNN/``, so that evaluations and branches can use a fixed step while the run
+    goes on. The folder appears whole or
+    not at all (written under a temporary name, then renamed); a resumed run that reaches the step again
+    replaces it with identical files."""
+    out = Path(out_dir) / SNAPSHOT_DIR / f"step_{step:06d}"
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in names:
+        shutil.copy2(Path(out_dir) / name, tmp / name)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
 
 
 def read_training_state(path: str | os.PathLike) -> dict:
