@@ -287,9 +287,11 @@ def test_snapshots_keep_the_checkpoint_of_their_step(tmp_path):
         for k in sa:
             torch.testing.assert_close(sa[k], sb[k], rtol=0, atol=0, msg=k)
     assert load_generator(snaps / "step_000002" / "generator.pt").training_record["step"] == 2
-    # the last one is the run's final checkpoint; the run's own files moved on past step 2
-    assert _weights(snaps / "step_000004")[3] == _weights(run.out_dir)[3] == 4
-    assert not torch.equal(kept[0]["convs.0.conv.weight"], _weights(run.out_dir)[0]["convs.0.conv.weight"])
+    # the last one is the run's final checkpoint; the run's own files moved on past step 2 (and the later
+    # checkpoints left the kept step-2 files as they were)
+    final = _weights(run.out_dir)
+    assert _weights(snaps / "step_000004")[3] == final[3] == 4
+    assert not torch.equal(kept[0]["convs.0.conv.weight"], final[0]["convs.0.conv.weight"])
     # a branch can start from a snapshot folder (its training state, not the exported pair)
     branch = tiny(tmp_path, "branch", total_steps=3, init=str(snaps / "step_000002"))
     assert gan.train(branch)["step"] == 3

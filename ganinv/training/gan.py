@@ -26,7 +26,6 @@ from ..checkpoints import (
 )
 from ..models.stylegan2 import Discriminator, Generator
 from .loop import (
-    STATE_FILE,
     LoopConfig,
     Processes,
     Progress,
@@ -325,8 +324,9 @@ def train(cfg: GANConfig) -> dict:
     losses: dict[str, float] = {}
     history: list[dict[str, float]] = []  # losses every log_every steps (for plots)
 
-    def checkpoint() -> None:
-        save_training_state(
+    def checkpoint() -> list[Path]:
+        """Write this process's training state (and, on the main process, G_ema and D); the files written."""
+        written = save_training_state(
             cfg.out_dir,
             dict(
                 config=cfg.to_dict(),
@@ -341,11 +341,14 @@ def train(cfg: GANConfig) -> dict:
             ),
             procs.rank,
         )
-        if procs.is_main:
-            G_ema.w_avg.fill_(float("nan"))
-            G_ema.get_w_avg()  # store the truncation centre of the current weights
-            save_generator(f"{cfg.out_dir}/generator.pt", G_ema, step=step, images_seen=images_seen)
-            save_discriminator(f"{cfg.out_dir}/discriminator.pt", D, step=step, images_seen=images_seen)
+        if not procs.is_main:
+            return [written]
+        G_ema.w_avg.fill_(float("nan"))
+        G_ema.get_w_avg()  # store the truncation centre of the current weights
+        exports = Path(cfg.out_dir, "generator.pt"), Path(cfg.out_dir, "discriminator.pt")
+        save_generator(exports[0], G_ema, step=step, images_seen=images_seen)
+        save_discriminator(exports[1], D, step=step, images_seen=images_seen)
+        return [written, *exports]
 
     while step < cfg.total_steps:
         real = data.batch(step).to(dev)
@@ -400,9 +403,9 @@ def train(cfg: GANConfig) -> dict:
         bar.update(losses if step % cfg.log_every == 0 else None)
         snapshot = cfg.snapshot_every > 0 and step % cfg.snapshot_every == 0
         if step % cfg.checkpoint_every == 0 or step == cfg.total_steps or snapshot:
-            checkpoint()
-        if procs.is_main and snapshot:
-            keep_snapshot(cfg.out_dir, step, (STATE_FILE, "generator.pt", "discriminator.pt"))
+            written = checkpoint()
+            if procs.is_main and snapshot:
+                keep_snapshot(cfg.out_dir, step, written)
         if procs.is_main and cfg.sample_every > 0 and step % cfg.sample_every == 0:
             from ..data.images import save_image
 

@@ -187,18 +187,22 @@ def save_training_state(out_dir: str | os.PathLike, state: dict, rank: int = 0) 
     return path
 
 
-def keep_snapshot(out_dir: str | os.PathLike, step: int, names: Iterable[str]) -> Path:
-    """Copy the files ``names`` of a run (just written by a checkpoint) into
-    ``out_dir/snapshots/step_NNNNNN/``, so that evaluations and branches can use a fixed step while the run
-    goes on. The folder appears whole or
-    not at all (written under a temporary name, then renamed); a resumed run that reaches the step again
-    replaces it with identical files."""
+def keep_snapshot(out_dir: str | os.PathLike, step: int, files: Iterable[str | os.PathLike]) -> Path:
+    """Keep the checkpoint ``files`` a run just wrote in ``out_dir/snapshots/step_NNNNNN/``, so that
+    evaluations and branches can use a fixed step while the run goes on. The files are hard links (no second
+    write; copies where the file system has none): safe because every checkpoint is written by
+    ``atomic_save``, a new file renamed over the old one, which leaves the linked file as it was. The folder
+    appears whole or not at all (filled under a temporary name, then renamed); a resumed run that reaches the
+    step again replaces it with identical files."""
     out = Path(out_dir) / SNAPSHOT_DIR / f"step_{step:06d}"
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for name in names:
-        shutil.copy2(Path(out_dir) / name, tmp / name)
+    for src in map(Path, files):
+        try:
+            os.link(src, tmp / src.name)
+        except OSError:
+            shutil.copy2(src, tmp / src.name)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out
