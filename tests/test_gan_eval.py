@@ -79,6 +79,9 @@ def test_training_curves_plot_each_run_in_order_of_images_seen():
     assert list(ax_gap.get_lines()[0].get_ydata()) == [20.0, 9.0]
     with pytest.raises(ValueError, match="without images_seen"):
         training_curves({"c": [{"fid_sfn": 0.2, "checkpoint": "x.pt"}]})
+    # past matplotlib's ten default colours, every run still gets its own
+    many = training_curves({f"run {i}": [result(i + 1, 0.2, 5.0)] for i in range(12)})
+    assert len({line.get_color() for line in many.axes[0].get_lines()[:12]}) == 12
 
 
 def test_binary_statistics_count_confident_and_undecided_read_outs():

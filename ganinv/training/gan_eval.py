@@ -215,14 +215,16 @@ def training_curves(runs: dict[str, list[dict]]):
     rows = math.ceil((len(runs) + 2) / 2)  # one legend under both panels, two entries per row
     fig, (ax_fid, ax_gap) = plt.subplots(1, 2, figsize=(10, 3.4 + 0.18 * rows))
     bar = None
-    for label, results in runs.items():
+    colours = plt.get_cmap("tab10" if len(runs) <= 10 else "tab20").colors  # distinct colours past ten runs
+    for i, (label, results) in enumerate(runs.items()):
         missing = [r.get("checkpoint", "?") for r in results if "images_seen" not in r]
         if missing:
             raise ValueError(f"run {label!r}: results without images_seen: {missing}")
         results = sorted(results, key=lambda r: r["images_seen"])
         kimg = [r["images_seen"] / 1000 for r in results]
-        ax_fid.plot(kimg, [r["fid_sfn"] for r in results], "o-", label=label)
-        ax_gap.plot(kimg, [r["max_attribute_difference_points"] for r in results], "o-", label=label)
+        style = {"color": colours[i % len(colours)], "label": label}
+        ax_fid.plot(kimg, [r["fid_sfn"] for r in results], "o-", **style)
+        ax_gap.plot(kimg, [r["max_attribute_difference_points"] for r in results], "o-", **style)
         bar = results[-1]["fid_sfn_blurred_data"]
     if bar is not None:
         ax_fid.axhline(bar, color="k", ls="--", lw=1, label="bar: blurred SynthFaces")
