@@ -96,7 +96,7 @@ def edit_scores(
     the inversion ``codes`` of inputs ``x`` [N, 3, S, S]; ``reference`` = ``{"image", "read"}`` of the
     unedited reconstruction (computed when None)."""
     if reference is None:
-        reference = _reference(G, sfn, codes)
+        reference = reference_read(G, sfn, codes)
     image = E.apply_edit(G, codes, direction, strength)["image"].clamp(-1, 1)  # [N, 3, S, S]
     read = sfn.attributes(image)
     p0, p1 = reference["read"][attribute].float(), read[attribute].float()
@@ -110,7 +110,7 @@ def edit_scores(
             "changes": changes}  # fmt: skip
 
 
-def _reference(G, sfn, codes: Mapping) -> dict:
+def reference_read(G: nn.Module, sfn: nn.Module, codes: Mapping) -> dict:
     """The unedited reconstruction, rendered through the edit path (equal to an edit at strength 0)."""
     zero = torch.zeros(G.style_dim, device=G.w_avg.device)
     image = E.apply_edit(G, codes, zero, 0.0)["image"].clamp(-1, 1)
@@ -196,7 +196,7 @@ def evaluate_editing(
             codes = {"w": res.w, "w_plus": res.w_plus, "f": res.f}
             space = _space(codes)
             with torch.no_grad():
-                ref = _reference(G, sfn, codes)
+                ref = reference_read(G, sfn, codes)
                 fid["mse"].append(mse(ref["image"], x).cpu())
                 fid["lpips_sfn"].append(lpips_features(ref["image"], x, sfn).cpu())
                 fid["id_sfn"].append(id_similarity(ref["image"], x, sfn).cpu())

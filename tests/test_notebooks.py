@@ -136,10 +136,13 @@ def test_notebook_04_smoke_run_writes_figures_and_metrics(tmp_path):
     assert set(metrics["live"]) == {"e4e", "psp", "clcae-w", "clcae-w+", "clcae-f"}
     # the bundled boundaries separate their attributes far better than chance
     assert min(metrics["boundary_accuracy"].values()) > 0.6
-    # the conditional direction moves the correlated partner attribute less than the plain one
+    # the conditional direction moves the correlated partner attribute less than the plain one (the mean
+    # |change of P(partner)| counts every face; the flip share of 16 faces is too coarse to compare)
     cond = metrics["conditional"]
     partner = cond["partner"]
-    assert cond[f"conditioned on {partner}"]["partner"] <= cond["plain"]["partner"]
+    assert cond["target"] != partner and abs(cond["cosine"]) > 0.05
+    assert cond[f"conditioned on {partner}"]["partner_shift"] < cond["plain"]["partner_shift"]
+    assert cond[f"conditioned on {partner}"]["target"] > 0.2  # the edit still takes effect
     # the explorer cell: moving a slider changes the picture, reset restores it exactly
     assert "picture changed: True" in text and "after reset: True" in text
 
