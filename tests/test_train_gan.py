@@ -260,10 +260,13 @@ def test_a_branch_can_start_from_an_exported_model(tmp_path):
         gan.train(tiny(tmp_path, "none", total_steps=5, init=str(tmp_path / "nowhere")))
 
 
-RESUME_POINTS = sorted((Path(__file__).resolve().parent.parent / "data" / "resume").glob("*/generator.pt"))
+RESUME_DIR = Path(__file__).resolve().parent.parent / "data" / "resume"
+RESUME_POINTS = sorted(RESUME_DIR.glob("*/generator.pt")) or [
+    pytest.param(None, marks=pytest.mark.skip(reason="data/resume holds no unfinished run (see its README)"))
+]
 
 
-@pytest.mark.parametrize("generator", RESUME_POINTS, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("generator", RESUME_POINTS, ids=lambda p: p.parent.name if p else "none")
 def test_resume_points_continue_the_synthfaces64_preset(generator):
     # data/resume/<run>/ keeps an unfinished run's G_ema and D between sessions (`--init data/resume/<run>`)
     cfg = gan.preset("synthfaces64", init=str(generator.parent))
