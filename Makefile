@@ -8,7 +8,7 @@ CHROMIUM := /usr/bin/chromium
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT      := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: install chromium test lint format reproduce bench clean
+.PHONY: install chromium versions test lint format reproduce bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ chromium:
 	  $(APT) update -qq || echo "apt-get update failed; trying the install with the current package lists"; \
 	  $(APT) install -y -qq chromium >/dev/null && test -x $(CHROMIUM); }
 
+# what the tests run with: a crash seen on one machine and not another usually differs here
+versions: install
+	@$(BIN)/python -c "import platform, numpy, torch, torchvision; print('ganinv tests with python', \
+	  platform.python_version(), '| torch', torch.__version__, '| torchvision', torchvision.__version__, \
+	  '| numpy', numpy.__version__, '| CPU kernels', torch.backends.cpu.get_cpu_capability())"
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -35,9 +41,9 @@ format: install
 	$(BIN)/ruff format .
 
 # pytest (unit tests + papermill SMOKE runs of the notebooks), then nbval re-runs the committed executed notebooks
-# (figures they write go to a temporary folder, not figures/). `chromium` runs first: tests/test_browser.py
-# drives JupyterLab in it.
-test: install lint chromium
+# (figures they write go to a temporary folder, not figures/). `versions` prints what they run with;
+# `chromium` runs first: tests/test_browser.py drives JupyterLab in it.
+test: install versions lint chromium
 	$(BIN)/python -m pytest
 	GANINV_FIGURES_DIR=$$(mktemp -d) $(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:python notebooks/
 

@@ -1,4 +1,4 @@
-"""``python -m ganinv.bench {generator,gan-step,synthfaces,explorer} [--json OUT]``."""
+"""``python -m ganinv.bench {generator,gan-step,sfn-step,synthfaces,explorer} [--json OUT]``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ import importlib
 BENCHMARKS = {
     "generator": ("ganinv.bench.generator", "images/s of the StyleGAN2 generator, forward and backward"),
     "gan-step": ("ganinv.bench.gan_step", "images/s of whole GAN training steps, fp32 vs bf16 autocast"),
+    "sfn-step": (
+        "ganinv.bench.sfn_step",
+        "images/s of SFN training steps, contiguous vs channels-last layout",
+    ),
     "synthfaces": ("ganinv.bench.synthfaces", "images/s of the SynthFaces renderer on one core"),
     "explorer": ("ganinv.bench.explorer", "seconds per update of the LatentExplorer widget"),
 }

@@ -248,9 +248,9 @@ def train(cfg: SFNTrainConfig) -> dict:
     procs = Processes(cfg.device, cfg.threads)
     dev = procs.device
     torch.manual_seed(cfg.seed)  # identical initial weights in every process
+    # Default (contiguous) memory format: channels-last corrupted the heap in backward with oneDNN's AVX2
+    # kernels (torch 2.14.1, CPUs without AVX-512); tests/test_native_paths.py runs this trainer under AVX2.
     model = SFN(model_config(cfg)).to(dev).train()
-    if dev.type == "cpu":
-        model = model.to(memory_format=torch.channels_last)  # ~1.5x faster convolutions on CPU
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     seed_everything(cfg.seed, procs.rank)
     # wall_s: training seconds summed over all sessions of this run
@@ -281,8 +281,6 @@ def train(cfg: SFNTrainConfig) -> dict:
     while step < cfg.total_steps:
         images, targets = training_batch(cfg, step, procs.rank, procs.world_size)
         images = images.to(dev)
-        if dev.type == "cpu":
-            images = images.contiguous(memory_format=torch.channels_last)
         for group in opt.param_groups:
             group["lr"] = learning_rate(cfg, step)
         terms = sfn_losses(model, model(images), targets, cfg)
