@@ -139,8 +139,10 @@ def test_query_and_key_projections_get_gradient_only_with_multi_token_attention(
     blocks = [*model.wplus_blocks, model.f_block]
     grads = [b.attn.q.weight.grad.abs().max() + b.attn.k.weight.grad.abs().max() for b in blocks]
     if attention == "single":
-        assert all(g == 0 for g in grads)  # softmax over one key is constant: W_Q, W_K never train
-        assert all(b.attn.v.weight.grad.abs().max() > 0 for b in blocks)
+        # softmax over one key is constant: W_Q, W_K never train. Their gradient is zero up to the rounding of
+        # the softmax backward (exactly 0 with AVX-512 kernels, ~1e-8 with oneDNN's AVX2 ones)
+        v_grads = [b.attn.v.weight.grad.abs().max() for b in blocks]
+        assert all(v > 0 and g <= 1e-6 * v for g, v in zip(grads, v_grads)), (grads, v_grads)
     else:
         assert all(g > 0 for g in grads)
 
