@@ -92,9 +92,10 @@ def edit_scores(
     attribute: str,
     reference: dict | None = None,
 ) -> dict:
-    """Per-image scores ``{EDIT_KEYS..., "changes": {factor: [N]}}`` of one edit (``strength`` in w units) of
-    the inversion ``codes`` of inputs ``x`` [N, 3, S, S]; ``reference`` = ``{"image", "read"}`` of the
-    unedited reconstruction (computed when None)."""
+    """Per-image scores ``{EDIT_KEYS..., "changes": {factor: [N]}, "read": {factor: [N]}}`` of one edit
+    (``strength`` in w units) of the inversion ``codes`` of inputs ``x`` [N, 3, S, S]; ``read`` is the SFN
+    read-out of the edited image; ``reference`` = ``{"image", "read"}`` of the unedited reconstruction
+    (computed when None)."""
     if reference is None:
         reference = reference_read(G, sfn, codes)
     image = E.apply_edit(G, codes, direction, strength)["image"].clamp(-1, 1)  # [N, 3, S, S]
@@ -107,7 +108,7 @@ def edit_scores(
     return {"target_change": p1 - p0, "success": side.float(), "leakage": leak,
             "identity": id_similarity(image, x, sfn),
             "identity_to_reconstruction": id_similarity(image, reference["image"], sfn),
-            "changes": changes}  # fmt: skip
+            "changes": changes, "read": read}  # fmt: skip
 
 
 def reference_read(G: nn.Module, sfn: nn.Module, codes: Mapping) -> dict:

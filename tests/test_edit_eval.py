@@ -150,6 +150,8 @@ def test_f_space_edits_at_strength_zero_reproduce_the_reconstruction(G, tiny):
     assert float(zero["target_change"].abs().max()) == 0 and float(zero["leakage"].max()) == 0
     moved = edit_eval.edit_scores(G, sfn, codes, x, unit(2), 3.0, "glasses")
     assert float(moved["identity_to_reconstruction"].min()) < 1
+    # the edited read-out is returned: target_change is its step from the unedited one
+    torch.testing.assert_close(moved["read"]["glasses"] - zero["read"]["glasses"], moved["target_change"])
 
 
 def test_bad_arguments(G, tiny):

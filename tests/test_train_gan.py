@@ -262,11 +262,11 @@ def test_a_branch_can_start_from_an_exported_model(tmp_path):
 
 RESUME_DIR = Path(__file__).resolve().parent.parent / "data" / "resume"
 RESUME_POINTS = sorted(RESUME_DIR.glob("*/generator.pt")) or [
-    pytest.param(None, marks=pytest.mark.skip(reason="data/resume holds no unfinished run (see its README)"))
+    pytest.param(None, id="none", marks=pytest.mark.skip(reason="data/resume holds no unfinished run"))
 ]
 
 
-@pytest.mark.parametrize("generator", RESUME_POINTS, ids=lambda p: p.parent.name if p else "none")
+@pytest.mark.parametrize("generator", RESUME_POINTS, ids=lambda p: p.parent.name)
 def test_resume_points_continue_the_synthfaces64_preset(generator):
     # data/resume/<run>/ keeps an unfinished run's G_ema and D between sessions (`--init data/resume/<run>`)
     cfg = gan.preset("synthfaces64", init=str(generator.parent))
