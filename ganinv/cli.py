@@ -7,25 +7,78 @@ import argparse
 import dataclasses
 import math
 import os
+import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import torch
 
-from .cli_eval import _device, add_eval_parser
+from .cli_eval import _device, add_eval_parser, finite_float, positive_int
+from .devices import resolve_device
+
+MAX_SAMPLES = 1024  # largest `ganinv sample -n` (one grid image) without --no-limit
+MAX_COMPLETIONS = 256  # largest `ganinv inpaint -n` without --no-limit
+MAX_EDIT_SIGMAS = 50.0  # largest |strength| of `--edit ATTRIBUTE=SIGMAS` (edits live within a few sigma)
+BATCH = 32  # images generated per forward pass by `ganinv sample`
+
+
+def check_count(n: int, limit: int, no_limit: bool) -> None:
+    if n > limit and not no_limit:
+        raise ValueError(f"-n {n} is above the limit of {limit} (memory and disk grow with it); "
+                         "pass --no-limit to run it anyway")  # fmt: skip
+
+
+def output_file(path: str | os.PathLike) -> Path:
+    """An image file to write later: refused now, before any work, if it is a folder or cannot be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"--out {path} is a folder: give a file name such as {path / 'samples.png'}")
+    if not path.suffix:
+        raise ValueError(f"--out {path}: give a file extension (.png, .jpg, ...) to choose the format")
+    writable_location(path.parent, path)
+    return path
+
+
+def output_dir(path: str | os.PathLike) -> Path:
+    """A folder to write into later: refused now, before any work, if it is a file or cannot be written
+    (it is created by the first file written into it)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {path} is a file, not a folder: choose a folder name")
+    writable_location(path, path)
+    return path
+
+
+def writable_location(folder: Path, out: Path) -> None:
+    """The nearest existing folder of ``folder`` must be a writable folder (``out`` names the option)."""
+    probe = folder.absolute()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"--out {out}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise PermissionError(13, "cannot write there (permission denied)", str(probe))
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
+    from tqdm.auto import tqdm
+
     from .checkpoints import load_generator
     from .data.images import save_image
 
+    check_count(args.n, MAX_SAMPLES, args.no_limit)
+    out = output_file(args.out)
     device = _device(args.device)
     G = load_generator(args.checkpoint, device=device)
-    z = torch.randn(args.n, G.style_dim, generator=torch.Generator().manual_seed(args.seed)).to(device)
+    z = torch.randn(args.n, G.style_dim, generator=torch.Generator().manual_seed(args.seed))  # [n, D]
+    batches = tqdm(z.split(BATCH), desc="sample", unit="batch", disable=args.n <= BATCH, file=sys.stderr)
     with torch.no_grad():
-        images = G(z, truncation=args.truncation, noise_mode=args.noise_mode)
-    save_image(images.cpu(), args.out, nrow=args.nrow)
-    print(f"wrote {args.n} samples of {args.checkpoint} to {args.out}")
+        images = torch.cat([
+            G(zb.to(device), truncation=args.truncation, noise_mode=args.noise_mode).cpu() for zb in batches
+        ])  # fmt: skip
+    save_image(images, out, nrow=args.nrow)
+    print(f"wrote {args.n} samples of {args.checkpoint} to {out}")
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -63,16 +116,24 @@ def cmd_convert(args: argparse.Namespace) -> None:
         return {k: ckpt[k] for k in ("step", "images_seen") if k in ckpt}
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    G = load_generator(args.checkpoint)
-    save_generator(out / "generator.pt", G, half=args.half, **provenance("generator"))
-    written = ["generator.pt"]
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file, not a folder: choose a folder name for the output")
+    G = load_generator(args.checkpoint)  # before the folder exists: a bad checkpoint leaves nothing behind
     try:
         D = load_discriminator(args.checkpoint)
-        save_discriminator(out / "discriminator.pt", D, half=args.half, **provenance("discriminator"))
-        written.append("discriminator.pt")
     except CheckpointError:
-        pass
+        D = None
+    created = not out.exists()
+    try:
+        output_dir(out)
+        save_generator(out / "generator.pt", G, half=args.half, **provenance("generator"))
+        if D is not None:
+            save_discriminator(out / "discriminator.pt", D, half=args.half, **provenance("discriminator"))
+    except BaseException:
+        if created:  # a failed convert leaves no half-filled folder
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    written = ["generator.pt"] + (["discriminator.pt"] if D is not None else [])
     print(f"wrote {', '.join(written)} to {out}")
 
 
@@ -86,6 +147,7 @@ def cmd_invert(args: argparse.Namespace) -> None:
         hyper["loss"] = default_loss(args.perceptual, _device(args.device))
     elif hyper:
         sys.exit(f"ganinv invert: error: --steps / --lr / --seed apply to optim-* methods, not {args.method}")
+    output_dir(args.out)
     written = invert_files(
         args.images, args.out, args.method, args.generator, args.encoder, _device(args.device),
         batch_size=args.batch_size, log=lambda m: print(m, file=sys.stderr), noise_mode=args.noise_mode,
@@ -106,7 +168,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         if f.type in (bool, "bool"):
             parser.add_argument(flag, type=_parse_bool, default=None, metavar="BOOL", help=text)
         else:
-            kind = {"int": int, "float": float, "str": str}.get(str(f.type), f.type)
+            kind = {"int": int, "float": finite_float, "str": str}.get(str(f.type), f.type)
             parser.add_argument(flag, type=kind, default=None, help=text)
 
 
@@ -209,19 +271,24 @@ def parse_edit(spec: str) -> tuple[str, float]:
         strength = math.nan
     if not (sep and name and math.isfinite(strength)):
         raise ValueError(f"--edit {spec!r}: expected ATTRIBUTE=SIGMAS, e.g. smiling=6")
+    if abs(strength) > MAX_EDIT_SIGMAS:
+        raise ValueError(f"--edit {spec!r}: {strength:g} sigma leaves the generator's range; "
+                         f"use at most {MAX_EDIT_SIGMAS:g} (edits work within a few sigma)")  # fmt: skip
     return name, strength
 
 
 def cmd_inpaint(args: argparse.Namespace) -> None:
+    from tqdm.auto import tqdm
+
     from .checkpoints import load_generator
     from .data.images import load_image, save_image
     from .data.masks import load_mask
     from .editing import apply_edit, load_directions
     from .models.inpainting import load_inpainter, stack_samples
 
-    if args.n < 1:
-        raise ValueError(f"-n must be at least 1, got {args.n}")
+    check_count(args.n, MAX_COMPLETIONS, args.no_limit)
     edit = parse_edit(args.edit) if args.edit else None
+    out = output_dir(args.out)
     device = _device(args.device)
     G = load_generator(args.generator, device=device) if args.generator else None
     model = load_inpainter(args.model, G=G, device=device)
@@ -236,21 +303,30 @@ def cmd_inpaint(args: argparse.Namespace) -> None:
     size = model.cfg.size
     x = load_image(args.image, size=size)[None].to(device)  # [1, 3, S, S]
     mask = load_mask(args.mask, size=size)[None].to(device)  # [1, 1, S, S]
-    outs = model.sample_outputs(x, mask, n=args.n, seed=args.seed, stage=args.stage)
+    if bool(mask.min() == 1):
+        raise ValueError(f"--mask {args.mask} has no hole (every pixel white = keep): nothing to inpaint; "
+                         "paint the holes black")  # fmt: skip
+    if bool(mask.max() == 0):
+        warnings.warn(
+            f"--mask {args.mask} is all hole (black): the completions ignore the image", stacklevel=1
+        )
     known = (x, mask) if args.paste else ()  # --paste: the known pixels onto every result (edits too)
-    ys = stack_samples([o["image"] for o in outs], *known)  # [1, n, 3, S, S]
-    out = Path(args.out)
     save_image((x * mask)[0].cpu(), out / "erased.png")
-    for i, y in enumerate(ys[0].clamp(-1, 1).cpu()):
+    results, edited = [], []  # [3, S, S] each, on the CPU: the grids
+    outputs = model.iter_outputs(x, mask, n=args.n, seed=args.seed, stage=args.stage)
+    for i, o in enumerate(tqdm(outputs, total=args.n, desc="inpaint", disable=args.n <= 8, file=sys.stderr)):
+        y = stack_samples([o["image"]], *known)[0, 0].clamp(-1, 1).cpu()  # [3, S, S]
         save_image(y, out / f"result_{i:02d}.png")
-    save_image(ys[0].clamp(-1, 1).cpu(), out / "grid.png", nrow=min(args.n, 8))
+        results.append(y)
+        if directions is not None:
+            d = directions[edit[0]]
+            with torch.no_grad():  # pasted, the edit shows in the holes only
+                e = stack_samples([apply_edit(model.G, o, d, edit[1] * d.std)["image"]], *known)[0, 0]
+            edited.append(e.clamp(-1, 1).cpu())
+    save_image(torch.stack(results), out / "grid.png", nrow=min(args.n, 8))
     what = "grid.png, result_*.png, erased.png"
-    if directions is not None:
-        d = directions[edit[0]]
-        with torch.no_grad():
-            edits = [apply_edit(model.G, o, d, edit[1] * d.std)["image"] for o in outs]
-        edited = stack_samples(edits, *known)[0]  # [n, 3, S, S]; pasted, the edit shows in the holes only
-        save_image(edited.clamp(-1, 1).cpu(), out / "edited_grid.png", nrow=min(args.n, 8))
+    if edited:
+        save_image(torch.stack(edited), out / "edited_grid.png", nrow=min(args.n, 8))
         what += f", edited_grid.png ({edit[0]} {edit[1]:+g} sigma)"
     print(f"wrote {args.n} completions of {args.image} to {out} ({what})")
 
@@ -259,14 +335,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="ganinv", description="StyleGAN2 inversion, editing and inpainting."
     )
+    debug_help = "show the traceback of an error (anywhere on the line; or GANINV_DEBUG=1)"
+    parser.add_argument("--debug", action="store_true", help=debug_help)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("sample", help="write a grid of generated images")
     p.add_argument("--checkpoint", default="synthfaces64", help="bundled name or path (.pt / NVIDIA .pkl)")
-    p.add_argument("-n", type=int, default=16)
-    p.add_argument("--nrow", type=int, default=8)
+    p.add_argument(
+        "-n", type=positive_int, default=16, help=f"samples (at most {MAX_SAMPLES} unless --no-limit)"
+    )
+    p.add_argument("--no-limit", action="store_true", help=f"allow -n above {MAX_SAMPLES}")
+    p.add_argument("--nrow", type=positive_int, default=8)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--truncation", type=float, default=1.0)
+    p.add_argument("--truncation", type=finite_float, default=1.0)
     p.add_argument("--noise-mode", default="const", choices=["const", "random", "none"])
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="samples.png")
@@ -291,19 +372,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--generator", default="synthfaces64", help="bundled name or path of the generator")
     p.add_argument("--encoder", default=None, help="encoder name or path (default: the generator's name)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--steps", type=int, default=None, help="optimisation steps (optim-*; default 1000)")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (optim-*; default 0.1)")
+    p.add_argument(
+        "--steps", type=positive_int, default=None, help="optimisation steps (optim-*; default 1000)"
+    )
+    p.add_argument("--lr", type=finite_float, default=None, help="peak learning rate (optim-*; default 0.1)")
     p.add_argument("--seed", type=int, default=None, help="seed of the latent noise (optim-*)")
     p.add_argument("--perceptual", default="sfn", choices=["sfn", "alex", "vgg"], help="optim-* loss term")
     p.add_argument("--noise-mode", default="const", choices=["const", "random", "none"])
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--device", default="auto")
     p.set_defaults(fn=cmd_invert)
 
     p = sub.add_parser("inpaint", help="diverse completions of an image with holes (white = keep in MASK)")
     p.add_argument("image", metavar="IMAGE", help="square image file (resized to the model's size)")
     p.add_argument("--mask", required=True, help="mask image: white = keep, black = hole")
-    p.add_argument("-n", type=int, default=8, help="number of completions")
+    p.add_argument(
+        "-n", type=positive_int, default=8, help=f"completions (at most {MAX_COMPLETIONS} unless --no-limit)"
+    )
+    p.add_argument("--no-limit", action="store_true", help=f"allow -n above {MAX_COMPLETIONS}")
     p.add_argument("--out", required=True, help="output folder: grid.png, result_XX.png, erased.png")
     p.add_argument("--model", default="synthfaces64", help="bundled name or path of an inpainter.pt")
     p.add_argument("--generator", default=None, help="default: the generator the model was trained with")
@@ -372,10 +458,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     t.add_argument("--generator", default="synthfaces64", help="bundled name or path of the generator")
     t.add_argument("--sfn", default="sfn", help="SFN whose binary attributes label the samples")
-    t.add_argument("--n", "-n", type=int, default=4000, help="labelled samples for InterFaceGAN")
-    t.add_argument("--components", type=int, default=10, help="GANSpace principal components")
-    t.add_argument("--pca-n", type=int, default=10000, help="sampled w for the PCA")
-    t.add_argument("--ambiguous", type=float, default=0.2, help="drop samples with |P - 0.5| below this")
+    t.add_argument("--n", "-n", type=positive_int, default=4000, help="labelled samples for InterFaceGAN")
+    t.add_argument("--components", type=positive_int, default=10, help="GANSpace principal components")
+    t.add_argument("--pca-n", type=positive_int, default=10000, help="sampled w for the PCA")
+    t.add_argument(
+        "--ambiguous", type=finite_float, default=0.2, help="drop samples with |P - 0.5| below this"
+    )
     t.add_argument("--layers", type=int, nargs=2, default=None, metavar=("START", "END"),
                    help="w+ layers [START, END) of the GANSpace edits (default: all)")  # fmt: skip
     t.add_argument("--seed", type=int, default=0)
@@ -389,15 +477,42 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(fn=lambda a: __import__("ganinv.reproduce", fromlist=["main"]).main(a.rest))
 
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv or os.environ.get("GANINV_DEBUG", "") not in ("", "0")
+    args = parser.parse_args([a for a in argv if a != "--debug"])  # --debug may stand anywhere
+    command = f"{args.command} {args.model}" if args.command in ("train", "eval") else args.command
+    warnings.showwarning = _one_line_warning(command)
     try:
+        if getattr(args, "device", None) is not None:  # checked before any work starts
+            args.device = str(resolve_device(args.device))
         args.fn(args)
-    except Exception as e:  # clear one-line errors for the known failure kinds
-        from .checkpoints import CheckpointError
+    except KeyboardInterrupt:
+        sys.exit(f"ganinv {command}: interrupted")
+    except Exception as e:  # one line per error; the traceback with --debug or GANINV_DEBUG=1
+        if debug:
+            raise
+        sys.exit(f"ganinv {command}: error: {describe_error(e)}")
 
-        if isinstance(e, CheckpointError | ValueError | FileNotFoundError):
-            sys.exit(f"ganinv {args.command}: error: {e}")
-        raise
+
+def describe_error(e: Exception) -> str:
+    """One line for an exception: the message of the project's own errors, the path and reason of an OS
+    error, and the exception's type with a pointer to ``--debug`` for anything unexpected."""
+    from .checkpoints import CheckpointError
+
+    if isinstance(e, OSError) and e.filename:  # e.g. a read-only or full output location
+        return f"{e.filename}: {(e.strerror or type(e).__name__).lower()}"
+    if isinstance(e, MemoryError | torch.OutOfMemoryError):
+        return "out of memory: lower -n or --batch-size, or use a smaller model"
+    if isinstance(e, CheckpointError | ValueError | OSError):
+        return str(e)
+    return f"{type(e).__name__}: {e} (unexpected: run again with --debug for the traceback and report it)"
+
+
+def _one_line_warning(command: str):
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"ganinv {command}: warning: {message}", file=sys.stderr)
+
+    return show
 
 
 if __name__ == "__main__":

@@ -4,15 +4,36 @@ reconstruction benchmarks, the editing benchmark, GAN FID-SFN), registered by :f
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
-import torch
+from .devices import resolve_device
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (no nan / inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
 
 
 def _device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
+    return str(resolve_device(name))
 
 
 def _parse_given(text: str) -> dict[str, int]:
@@ -218,7 +239,7 @@ def add_eval_parser(sub) -> None:
     e = eval_sub.add_parser("sfn", help="held-out attribute accuracy / R^2 and identity retrieval of SFN")
     e.add_argument("--checkpoint", default="sfn", help="bundled name or path of an sfn.pt")
     e.add_argument("--json", default=None, help="also write the results to this JSON file")
-    e.add_argument("-n", type=int, default=2000, help="held-out faces")
+    e.add_argument("-n", type=positive_int, default=2000, help="held-out faces")
     e.add_argument("--seed", type=int, default=EVAL_SEED, help="held-out SynthFaces seed")
     e.add_argument("--device", default="auto")
     e.set_defaults(fn=cmd_eval_sfn)
@@ -229,9 +250,9 @@ def add_eval_parser(sub) -> None:
     e.add_argument(
         "--generator", default=None, help="generator of the pairs (default: the one it was trained on)"
     )
-    e.add_argument("-n", type=int, default=1000, help="held-out pairs")
+    e.add_argument("-n", type=positive_int, default=1000, help="held-out pairs")
     e.add_argument("--seed", type=int, default=CONTRASTIVE_EVAL_SEED, help="held-out seed")
-    e.add_argument("--truncation", type=float, default=1.0)
+    e.add_argument("--truncation", type=finite_float, default=1.0)
     e.add_argument("--json", default=None, help="also write the results to this JSON file")
     e.add_argument("--device", default="auto")
     e.set_defaults(fn=cmd_eval_contrastive)
@@ -243,7 +264,7 @@ def add_eval_parser(sub) -> None:
     e.add_argument("--generator", default=None, help="default: the generator it was trained for")
     e.add_argument("--sfn", default="sfn", help="SFN of the LPIPS-SFN and ID-SFN metrics")
     e.add_argument("--source", default="synthfaces", choices=["synthfaces", "generated"])
-    e.add_argument("-n", type=int, default=500, help="held-out images")
+    e.add_argument("-n", type=positive_int, default=500, help="held-out images")
     e.add_argument("--seed", type=int, default=ENCODER_EVAL_SEED, help="held-out seed")
     e.add_argument("--json", default=None, help="also write the results to this JSON file")
     e.add_argument("--device", default="auto")
@@ -260,9 +281,11 @@ def add_eval_parser(sub) -> None:
         "default: every method with the bundled encoders",
     )
     e.add_argument("--sfn", default="sfn", help="SFN of LPIPS-SFN, ID-SFN and the factor read-out")
-    e.add_argument("-n", type=int, default=1000, help="held-out images")
-    e.add_argument("--optim-n", type=int, default=100, help="images for the optimisation methods (slow)")
-    e.add_argument("--optim-steps", type=int, default=300, help="steps of the optimisation methods")
+    e.add_argument("-n", type=positive_int, default=1000, help="held-out images")
+    e.add_argument(
+        "--optim-n", type=positive_int, default=100, help="images for the optimisation methods (slow)"
+    )
+    e.add_argument("--optim-steps", type=positive_int, default=300, help="steps of the optimisation methods")
     e.add_argument("--seed", type=int, default=ENCODER_EVAL_SEED, help="held-out seed")
     _output_options(e, add=True)
     e.set_defaults(fn=cmd_eval_reconstruction)
@@ -275,14 +298,16 @@ def add_eval_parser(sub) -> None:
     e.add_argument("--entry", action="append", metavar="NAME=METHOD[@ENCODER]",
                    help="a row (repeatable); default: every method with the bundled encoders")  # fmt: skip
     e.add_argument("--attributes", nargs="+", default=None, help="default: every binary attribute")
-    e.add_argument("--strengths", nargs="+", type=float, default=None,
+    e.add_argument("--strengths", nargs="+", type=finite_float, default=None,
                    help="in units of each direction's std (default: edit_eval.STRENGTHS)")  # fmt: skip
     e.add_argument("--sfn", default="sfn", help="SFN of the read-out, LPIPS-SFN and ID-SFN")
-    e.add_argument("-n", type=int, default=200, help="held-out images")
-    e.add_argument("--optim-n", type=int, default=50, help="images for the optimisation methods (slow)")
-    e.add_argument("--optim-steps", type=int, default=300, help="steps of the optimisation methods")
+    e.add_argument("-n", type=positive_int, default=200, help="held-out images")
+    e.add_argument(
+        "--optim-n", type=positive_int, default=50, help="images for the optimisation methods (slow)"
+    )
+    e.add_argument("--optim-steps", type=positive_int, default=300, help="steps of the optimisation methods")
     e.add_argument("--seed", type=int, default=ENCODER_EVAL_SEED, help="held-out seed")
-    e.add_argument("--batch-size", type=int, default=50)
+    e.add_argument("--batch-size", type=positive_int, default=50)
     _output_options(e, figure="write the fidelity / editability scatter to this PNG")
     e.set_defaults(fn=cmd_eval_editing)
     e = eval_sub.add_parser(
@@ -295,8 +320,8 @@ def add_eval_parser(sub) -> None:
                        f"{k}: {v}" for k, v in INPAINT_METHODS.items()) + ". Default: the model, "
                    "no stage 2, no mixing, masked optimisation and biharmonic")  # fmt: skip
     e.add_argument("--sfn", default="sfn", help="SFN of FID, U-/P-IDS, LPIPS-SFN and the diversity")
-    e.add_argument("-n", type=int, default=200, help="held-out images per hole-ratio bucket")
-    e.add_argument("--samples", type=int, default=5, help="completions per input (diversity)")
+    e.add_argument("-n", type=positive_int, default=200, help="held-out images per hole-ratio bucket")
+    e.add_argument("--samples", type=positive_int, default=5, help="completions per input (diversity)")
     e.add_argument(
         "--buckets",
         nargs="+",
@@ -304,9 +329,9 @@ def add_eval_parser(sub) -> None:
         choices=BUCKET_NAMES,
         help="hole-ratio buckets (CoModGAN's h0 = 0-20%% ... h4 = 80-100%%)",
     )
-    e.add_argument("--optim-n", type=int, default=50, help="images for masked optimisation (slow)")
-    e.add_argument("--optim-steps", type=int, default=200, help="steps of masked optimisation")
-    e.add_argument("--batch-size", type=int, default=25)
+    e.add_argument("--optim-n", type=positive_int, default=50, help="images for masked optimisation (slow)")
+    e.add_argument("--optim-steps", type=positive_int, default=200, help="steps of masked optimisation")
+    e.add_argument("--batch-size", type=positive_int, default=25)
     _output_options(e, figure="write metric-vs-hole-ratio panels to this PNG", add=True)
     e.set_defaults(fn=cmd_eval_inpainting)
     e = eval_sub.add_parser("gan", help="FID-SFN vs SynthFaces, blurred-data scale, attribute frequencies")
@@ -330,7 +355,7 @@ def add_eval_parser(sub) -> None:
         "glasses=1: does D want closed eyes behind glasses?",
     )
     e.add_argument("--sfn", default="sfn", help="bundled name or path of the SFN used for the metrics")
-    e.add_argument("-n", type=int, default=5000, help="images per set")
+    e.add_argument("-n", type=positive_int, default=5000, help="images per set")
     e.add_argument("--seed", type=int, default=0, help="seed of the generated z")
     e.add_argument("--json", default=None, help="also write the results to this JSON file")
     e.add_argument("--grid", default=None, help="also write a grid of 32 samples to this PNG")

@@ -226,6 +226,12 @@ def grid_array(images, nrow: int = 8, pad: int = 2) -> np.ndarray:
     return out
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_image(images, path, nrow: int = 8, pad: int = 2) -> Path:
     """Save one image ``[3, H, W]`` or a batch ``[N, 3, H, W]`` (as a grid, ``nrow`` per row).
 
@@ -248,16 +254,27 @@ def save_image(images, path, nrow: int = 8, pad: int = 2) -> Path:
         raise ImageError(f"images to save must be float in [-1, 1], got dtype {x.dtype}")
     if isinstance(nrow, bool) or not isinstance(nrow, int) or nrow < 1:
         raise ValueError(f"nrow must be a positive integer, got {nrow!r}")
-    grid = grid_array(x, nrow, pad if x.shape[0] > 1 else 0)
     path = Path(path)
+    if bad := int((~torch.isfinite(x)).sum()):
+        raise ImageError(
+            f"{path}: not written: the images hold {bad} non-finite values (NaN / inf), so the model that "
+            "made them is broken (check its checkpoint's weights, or the truncation / edit strength given)"
+        )
+    grid = grid_array(x, nrow, pad if x.shape[0] > 1 else 0)
     if not path.suffix:
         raise ValueError(f"{path}: give a file extension (.png, .jpg, ...) to choose the format")
+    if path.is_dir():
+        raise ImageError(f"{path} is a folder: give a file name such as {path / 'image.png'}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
         Image.fromarray(grid).save(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; images get the usual permissions
         os.replace(tmp, path)
+    except OSError as e:  # e.g. a full disk: name the file the user asked for, not the temporary one
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(e.errno, f"cannot write it ({e.strerror or e})", str(path)) from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -24,6 +24,7 @@ ratio of exactly 0 or 1, and a power-of-two image can never have a ratio of exac
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -341,6 +342,13 @@ def load_mask(path, size: int | None = None) -> torch.Tensor:
             raise MaskError(
                 f"{p}: mask is {grey.height}x{grey.width} (H x W), not square; crop it to a square first"
             )
+    values = np.asarray(grey)
+    if values.max() == 1:  # saved as 0 / 1, not 0 / 255: it looks black but is meant as a binary mask
+        warnings.warn(
+            f"{p}: the mask holds only the values 0 and 1; read as 1 = keep, 0 = hole", stacklevel=2
+        )
+        grey = Image.fromarray((values * 255).astype(np.uint8))
+    if size is not None and grey.size != (size, size):
         grey = grey.resize((size, size), Image.Resampling.BOX)
     return torch.from_numpy((np.asarray(grey) >= 128).astype(np.float32))[None]
 

@@ -46,6 +46,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -476,10 +477,19 @@ class Inpainter(nn.Module):
     ) -> list[dict]:  # fmt: skip
         """The :meth:`decode` dicts of ``n`` completions per input (one dict per sample, each for all N
         inputs), from z drawn with ``seed``: what :meth:`sample` stacks, and what an edit starts from."""
+        return list(self.iter_outputs(x, mask, n, seed, stage, noise_mode))
+
+    @torch.no_grad()
+    def iter_outputs(
+        self, x: torch.Tensor, mask: torch.Tensor, n: int = 5, seed: int = 0, stage: int = 2,
+        noise_mode: str = "const",
+    ) -> Iterator[dict]:  # fmt: skip
+        """:meth:`sample_outputs` one completion at a time (the same z): many completions in little memory."""
         enc = self.encode(x, mask)
         gen = torch.Generator().manual_seed(int(seed))
         z = torch.randn(x.shape[0], n, self.cfg.style_dim, generator=gen).to(x.device)  # [N, n, D]
-        return [self.decode(enc, z[:, k], stage=stage, noise_mode=noise_mode) for k in range(n)]
+        for k in range(n):
+            yield self.decode(enc, z[:, k], stage=stage, noise_mode=noise_mode)
 
     @torch.no_grad()
     def sample(

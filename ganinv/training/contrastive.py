@@ -44,6 +44,7 @@ from .loop import (
     LoopConfig,
     Processes,
     Progress,
+    begin,
     from_preset,
     restore,
     save_training_state,
@@ -246,7 +247,7 @@ def train(cfg: ContrastiveConfig) -> dict:
     ``generator.pt`` for "tiny-random") and, if ``eval_n``, ``eval.json`` into ``cfg.out_dir``."""
     if cfg.batch_size < 2:
         raise ValueError(f"batch_size must be >= 2 (in-batch negatives), got {cfg.batch_size}")
-    procs = Processes(cfg.device, cfg.threads)
+    procs = begin(cfg)
     dev = procs.device
     G = build_generator(cfg.generator, cfg.seed).to(dev)
     G.get_w_avg()

@@ -77,8 +77,8 @@ from .gan import RealImages
 from .gan_eval import EVAL_SEED, real_images
 from .loop import (
     LoopConfig,
-    Processes,
     Progress,
+    begin,
     from_preset,
     restore,
     save_training_state,
@@ -355,7 +355,7 @@ def train(cfg: EncoderTrainConfig) -> dict:
     ``generator.pt`` for "tiny-random") and, if ``eval_n``, ``eval.json`` into ``cfg.out_dir``. Returns
     ``{"step", "wall_s", <last logged terms>, "history": [{"step", <terms>}, ...], "eval"?}``."""
     check_config(cfg)
-    procs = Processes(cfg.device, cfg.threads)
+    procs = begin(cfg)
     dev = procs.device
     G = build_generator(cfg.generator, cfg.seed).to(dev)
     G.get_w_avg()

@@ -29,6 +29,7 @@ from .loop import (
     LoopConfig,
     Processes,
     Progress,
+    begin,
     config_from_dict,
     ema_update,
     from_preset,
@@ -296,7 +297,7 @@ def train(cfg: GANConfig) -> dict:
     discriminator.pt (G_ema and D in the ganinv format) and sample grids into ``cfg.out_dir``, and every
     ``cfg.snapshot_every`` steps a kept copy of those three files in ``snapshots/step_NNNNNN/`` (for
     ``ganinv eval gan`` and ``--init`` branches at a fixed step while the run goes on)."""
-    procs = Processes(cfg.device)
+    procs = begin(cfg)
     dev = procs.device
     torch.manual_seed(cfg.seed)  # identical initial weights in every process
     G, D = build_models(cfg)

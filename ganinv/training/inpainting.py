@@ -59,8 +59,8 @@ from .contrastive import TINY_RANDOM, build_generator, export_generator, pair_se
 from .gan import discriminator_step, lazy_adam
 from .loop import (
     LoopConfig,
-    Processes,
     Progress,
+    begin,
     from_preset,
     requires_grad,
     restore,
@@ -270,7 +270,7 @@ def train(cfg: InpaintTrainConfig) -> dict:
     """Train (or resume) one stage; writes ``training_state.pt``, ``inpainter.pt`` (plus ``generator.pt``
     for "tiny-random"), ``discriminator.pt`` (the fine-tuned D) and, if ``eval_n``, ``eval.json``."""
     check_config(cfg)
-    procs = Processes(cfg.device, cfg.threads)
+    procs = begin(cfg)
     dev = procs.device
     G = build_generator(cfg.generator, cfg.seed).to(dev)
     G.get_w_avg()

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..checkpoints import CheckpointError, atomic_save
+from ..devices import resolve_device
 
 STATE_FILE = "training_state.pt"
 SNAPSHOT_DIR = "snapshots"  # kept copies of checkpoints: out_dir/snapshots/step_NNNNNN/
@@ -42,12 +43,22 @@ class LoopConfig:
     checkpoint_every: int = 500  # steps between atomic training checkpoints (and at the end)
     log_every: int = 10  # steps between progress-bar updates of the losses
     resume: bool = False  # continue from out_dir/training_state.pt when it exists
+    overwrite: bool = False  # start over in an out_dir that holds a run (its training state is replaced)
     progress: bool = True  # show a tqdm progress bar (main process only)
 
     # Fields that steer a run (length, logging, checkpoints, device) but never change the trained weights: a
     # resumed run may give them other values. Trainers add their own (e.g. ``threads``, ``eval_n``).
     RUN_ONLY: ClassVar[frozenset[str]] = frozenset(
-        {"out_dir", "total_steps", "device", "checkpoint_every", "log_every", "resume", "progress"}
+        {
+            "out_dir",
+            "total_steps",
+            "device",
+            "checkpoint_every",
+            "log_every",
+            "resume",
+            "overwrite",
+            "progress",
+        }
     )
     # Fields that change only the arithmetic (e.g. a GAN's ``precision``), not the model or the objective: a
     # resumed run may switch them, with a warning, and is from then on not bit-identical to an unswitched run.
@@ -55,6 +66,26 @@ class LoopConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def check(self) -> None:
+        """Refuse, before any work, what would fail later or throw a run away: counts below 1, an unknown
+        or absent device, an ``out_dir`` that is a file, and an ``out_dir`` holding a run that is neither
+        resumed nor explicitly overwritten."""
+        for name in ("total_steps", "batch_size", "checkpoint_every", "log_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        resolve_device(self.device)
+        out = Path(self.out_dir)
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"out_dir {out} is a file, not a folder: choose another --out-dir")
+        if self.resume and self.overwrite:
+            raise ValueError("resume and overwrite contradict each other: choose one")
+        if state_path(out).exists() and not (self.resume or self.overwrite):
+            raise FileExistsError(
+                f"{out} already holds a run ({STATE_FILE}): pass --resume true to continue it, --overwrite "
+                "true to start over (its training state is replaced), or choose another --out-dir"
+            )
 
 
 def config_from_dict(cls: type, values: dict):
@@ -97,6 +128,16 @@ def from_preset(cls: type, presets: dict[str, dict], name: str, what: str, **ove
     return config_from_dict(cls, {**presets[name], **overrides})
 
 
+def begin(cfg: LoopConfig) -> Processes:
+    """Start a trainer's run: check ``cfg`` (:meth:`LoopConfig.check`), remove the temporary files that a
+    save killed midway left in ``out_dir`` (main process), and set up the processes."""
+    cfg.check()
+    if int(os.environ.get("RANK", "0")) == 0 and Path(cfg.out_dir).is_dir():
+        for leftover in Path(cfg.out_dir).glob(".*.tmp"):  # atomic_save's names: .<file>.<random>.tmp
+            leftover.unlink(missing_ok=True)
+    return Processes(cfg.device, getattr(cfg, "threads", 0))
+
+
 class Processes:
     """Single process, or one of ``torchrun --nproc_per_node=N`` processes (gloo on CPU, nccl on GPU).
 
@@ -111,9 +152,7 @@ class Processes:
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        if device == "auto":
-            device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = resolve_device(device, local_rank)
         if self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", local_rank)
         if self.device.type == "cuda":

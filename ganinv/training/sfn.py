@@ -40,8 +40,8 @@ from ..data import synthfaces as sf
 from ..models.sfn import SFN, SFNConfig, save_sfn
 from .loop import (
     LoopConfig,
-    Processes,
     Progress,
+    begin,
     from_preset,
     restore,
     save_training_state,
@@ -245,7 +245,7 @@ def learning_rate(cfg: SFNTrainConfig, step: int) -> float:
 def train(cfg: SFNTrainConfig) -> dict:
     """Train (or resume) SFN; writes ``training_state.pt``, ``sfn.pt`` (fp32) and, if ``eval_n``,
     ``eval.json`` into ``cfg.out_dir``. Returns the final step and losses (and the evaluation)."""
-    procs = Processes(cfg.device, cfg.threads)
+    procs = begin(cfg)
     dev = procs.device
     torch.manual_seed(cfg.seed)  # identical initial weights in every process
     # Default (contiguous) memory format: channels-last corrupted the heap in backward with oneDNN's AVX2
