@@ -29,14 +29,16 @@ def check_count(n: int, limit: int, no_limit: bool) -> None:
                          "pass --no-limit to run it anyway")  # fmt: skip
 
 
-def output_file(path: str | os.PathLike) -> Path:
-    """An image file to write later: refused now, before any work, if it is a folder or cannot be written."""
+def output_file(path: str | os.PathLike, option: str = "--out", example: str = "samples.png") -> Path:
+    """A file to write later: refused now, before any work, if it is a folder or cannot be written."""
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"--out {path} is a folder: give a file name such as {path / 'samples.png'}")
+        raise ValueError(f"{option} {path} is a folder: give a file name such as {path / example}")
     if not path.suffix:
-        raise ValueError(f"--out {path}: give a file extension (.png, .jpg, ...) to choose the format")
-    writable_location(path.parent, path)
+        raise ValueError(
+            f"{option} {path}: give a file extension ({Path(example).suffix}, ...) to choose the format"
+        )
+    writable_location(path.parent, path, option)
     return path
 
 
@@ -46,17 +48,17 @@ def output_dir(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"--out {path} is a file, not a folder: choose a folder name")
-    writable_location(path, path)
+    writable_location(path, path, "--out")
     return path
 
 
-def writable_location(folder: Path, out: Path) -> None:
-    """The nearest existing folder of ``folder`` must be a writable folder (``out`` names the option)."""
+def writable_location(folder: Path, out: Path, option: str) -> None:
+    """The nearest existing folder of ``folder`` must be writable (``option out``: what the user gave)."""
     probe = folder.absolute()
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir():
-        raise ValueError(f"--out {out}: {probe} is a file, not a folder")
+        raise ValueError(f"{option} {out}: {probe} is a file, not a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise PermissionError(13, "cannot write there (permission denied)", str(probe))
 
@@ -485,6 +487,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if getattr(args, "device", None) is not None:  # checked before any work starts
             args.device = str(resolve_device(args.device))
+        for option, example in (("json", "results.json"), ("figure", "figure.png")):  # eval outputs
+            if getattr(args, option, None):
+                output_file(getattr(args, option), f"--{option}", example)
+        if command == "train directions" and args.out is not None:
+            output_file(args.out, "--out", "directions.pt")
         args.fn(args)
     except KeyboardInterrupt:
         sys.exit(f"ganinv {command}: interrupted")
@@ -500,7 +507,8 @@ def describe_error(e: Exception) -> str:
     from .checkpoints import CheckpointError
 
     if isinstance(e, OSError) and e.filename:  # e.g. a read-only or full output location
-        return f"{e.filename}: {(e.strerror or type(e).__name__).lower()}"
+        name = e.filename2 or e.filename  # a failed rename: the destination, not the temporary file
+        return f"{name}: {(e.strerror or type(e).__name__).lower()}"
     if isinstance(e, MemoryError | torch.OutOfMemoryError):
         return "out of memory: lower -n or --batch-size, or use a smaller model"
     if isinstance(e, CheckpointError | ValueError | OSError):

@@ -174,6 +174,12 @@ OUT_CASES = [
     (["invert", "{d}/face.png", "--out", "{d}/file.txt"], "is a file, not a folder"),
     (["convert", "synthfaces64", "{d}/file.txt"], "is a file, not a folder"),
     (["train", "sfn", "--preset", "tiny", "--out-dir", "{d}/file.txt"], "is a file, not a folder"),
+    (["train", "directions", "--out", "{d}"], "--out {d} is a folder"),
+    (["eval", "sfn", "--json", "{d}"], "--json {d} is a folder"),
+    (["eval", "sfn", "--json", "{d}/file.txt/eval.json"], "file.txt is a file, not a folder"),
+    (["eval", "gan", "--json", "{d}/noext"], "give a file extension (.json"),
+    (["eval", "editing", "--figure", "{d}"], "--figure {d} is a folder"),
+    (["eval", "inpainting", "--figure", "{d}/plot"], "give a file extension (.png"),
 ]
 
 
@@ -181,7 +187,7 @@ OUT_CASES = [
     "args,needle", OUT_CASES, ids=[a[0] + "-" + str(i) for i, (a, _) in enumerate(OUT_CASES)]
 )
 def test_unusable_output_locations_are_refused_before_work(args, needle, files, capsys):
-    fails([a.format(d=files) for a in args], capsys, 1, needle)
+    fails([a.format(d=files) for a in args], capsys, 1, needle.format(d=files))
     assert (files / "file.txt").read_text() == "not a folder"
 
 
