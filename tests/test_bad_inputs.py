@@ -12,6 +12,7 @@ import signal
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -376,3 +377,15 @@ def test_an_unexpected_error_is_one_line_that_points_to_debug(monkeypatch, capsy
     with pytest.raises(SystemExit) as info:
         cli.main(["info", "x"])
     assert "KeyError" in info.value.code and "--debug" in info.value.code
+
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("0*.ipynb"))
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebooks_check_their_device_parameter(notebook):
+    """A bad ``DEVICE`` in the parameters cell stops at the setup cell with resolve_device's message."""
+    import nbformat
+
+    code = "\n".join(c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code")
+    assert "resolve_device(DEVICE)" in code and "DEVICE ==" not in code
