@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from .checkpoint_guard import check_declared, layout_problem
 from .checkpoints import (
     DEFAULT_BLUR,
     DEFAULT_LR_MLP,
@@ -81,10 +82,47 @@ def _reconstruct_persistent_obj(meta: Any) -> PersistentStub:
 
 
 def _load_storage_bytes(b: bytes) -> Any:
-    """Replacement for ``torch.storage._load_from_bytes`` that reads with ``weights_only=True``."""
+    """Replacement for ``torch.storage._load_from_bytes`` that reads with ``weights_only=True``, once
+    ``check_declared`` has made sure the record declares no more memory than its bytes hold."""
     if not isinstance(b, (bytes, bytearray)):
         raise CheckpointError(f"storage record is a {type(b).__name__}, not bytes")
+    try:
+        check_declared(io.BytesIO(b), len(b))
+    except CheckpointError as e:
+        raise CheckpointError(f"a storage record: {e}") from None
     return torch.load(io.BytesIO(b), map_location="cpu", weights_only=True)
+
+
+class RefusedTensor:
+    """What a tensor that does not fit its storage becomes; :func:`state_dict_of` reports it by name."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+
+def _storage_elements(storage: Any) -> int:
+    """Elements of a (typed or untyped) storage, without torch's TypedStorage deprecation warnings."""
+    if isinstance(storage, torch.UntypedStorage):
+        return storage.nbytes()
+    if isinstance(storage, torch.storage.TypedStorage):
+        return storage._untyped_storage.nbytes() // storage.dtype.itemsize
+    raise CheckpointError(f"a tensor is built on a {type(storage).__name__}, not on a storage")
+
+
+def _checked_rebuild(name: str) -> Any:
+    """``torch._utils.<name>`` that first checks the tensor lies within its storage (torch would grow a
+    too small storage to fit the declared shape, allocating whatever the pickle asks for)."""
+    rebuild = getattr(torch._utils, name)
+
+    def checked(storage: Any, offset: Any, size: Any, stride: Any, *rest: Any) -> Any:
+        problem = layout_problem(offset, size, stride, _storage_elements(storage))
+        return RefusedTensor(problem) if problem else rebuild(storage, offset, size, stride, *rest)
+
+    return checked
+
+
+def _rebuild_parameter(data: Any, *rest: Any) -> Any:
+    return data if isinstance(data, RefusedTensor) else torch._utils._rebuild_parameter(data, *rest)
 
 
 def _codecs_encode(text: str, encoding: str = "utf-8") -> bytes:
@@ -110,8 +148,10 @@ def _allowed(module: str, name: str) -> Any:
         return EasyDict
     if key == ("torch.storage", "_load_from_bytes"):
         return _load_storage_bytes
-    if module == "torch._utils" and name in ("_rebuild_tensor_v2", "_rebuild_tensor", "_rebuild_parameter"):
-        return getattr(torch._utils, name)
+    if module == "torch._utils" and name in ("_rebuild_tensor_v2", "_rebuild_tensor"):
+        return _checked_rebuild(name)
+    if key == ("torch._utils", "_rebuild_parameter"):
+        return _rebuild_parameter
     if key == ("torch", "Size"):
         return torch.Size
     if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
@@ -171,6 +211,10 @@ def state_dict_of(stub: Any, prefix: str = "") -> dict[str, torch.Tensor]:
         for name, t in (state.get(group) or {}).items():
             if t is None or (group == "_buffers" and name in skip):
                 continue
+            if isinstance(t, RefusedTensor):
+                raise CheckpointError(
+                    f"tensor {prefix + name!r} {t.problem}; the file is corrupt or crafted: re-download it"
+                )
             if not isinstance(t, torch.Tensor):
                 raise CheckpointError(f"{prefix}{name} is a {type(t).__name__}, not a tensor")
             out[prefix + name] = t.detach()

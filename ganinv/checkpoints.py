@@ -23,6 +23,11 @@ the weights and take those defaults.
 Pretrained artefacts live in ``PRETRAINED_DIR/<name>/generator.pt`` and ``.../discriminator.pt`` (ganinv
 format); ``load_generator("<name>")`` resolves a bare name there. ``$GANINV_PRETRAINED_DIR`` overrides the
 directory. Every failure raises :class:`CheckpointError` naming the file, the problem and what to do.
+
+Files never get to allocate more than they hold (:mod:`ganinv.checkpoint_guard`): ``check_torch_file``
+refuses tensors and storages that declare more memory than the file's bytes (before ``torch.load``), the
+NVIDIA reader does the same for its tensors, and ``build_checked`` refuses a stored config that describes a
+model far larger than the file's weights (sized on the meta device, before the model is built).
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .checkpoint_guard import TORCH_LEGACY_MAGIC, ZIP_MAGIC, build_checked, check_torch_file
+from .errors import CheckpointError
 from .models.stylegan2 import Discriminator, Generator, channel_table
 
 FORMAT, VERSION = "ganinv", 1
@@ -50,15 +57,7 @@ DEFAULT_BLUR = [1, 3, 3, 1]
 DEFAULT_LR_MLP = 0.01  # cannot be read from weights; rosinality, pSp, e4e and NVIDIA all use 0.01
 RESERVED_KEYS = ("format", "version", "kind", "config", "state_dict")
 
-_ZIP_MAGIC = b"PK\x03\x04"
-_TORCH_LEGACY_MAGIC = (
-    b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # pickled 0x1950a86a20f9469cfc6c
-)
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint could not be read, is of an unsupported kind or does not match the model."""
 
 
 def _short(items: list, n: int = 8) -> str:
@@ -169,6 +168,13 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
         raise
 
 
+def _dense(t: torch.Tensor) -> torch.Tensor:
+    """``t`` detached on the CPU; copied if it has more elements than its storage (an expanded view), which
+    the loaders refuse."""
+    t = t.detach().cpu()
+    return t.contiguous() if t.numel() * t.element_size() > t.untyped_storage().nbytes() else t
+
+
 def save_checkpoint(
     path: str | os.PathLike,
     kind: str,
@@ -196,11 +202,11 @@ def save_checkpoint(
     for k, v in state_dict.items():
         if not isinstance(k, str) or not isinstance(v, torch.Tensor):
             raise TypeError(f"state_dict[{k!r}]: expected str -> tensor, got {type(v).__name__}")
-        v = v.detach().cpu()
+        v = _dense(v)
         sd[k] = v.half() if half and v.is_floating_point() else v
     for k, v in extra.items():
         _check_safe(v, f"extra[{k!r}]")
-    extra = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in extra.items()}
+    extra = {k: _dense(v) if isinstance(v, torch.Tensor) else v for k, v in extra.items()}
     ckpt = {"format": FORMAT, "version": VERSION, "kind": kind, "config": config, "state_dict": sd, **extra}
     atomic_save(ckpt, path)
 
@@ -227,7 +233,7 @@ def _sniff(path: Path) -> str:
     """'torch' for torch.save files (zip or legacy), 'pickle' for plain pickles (NVIDIA .pkl)."""
     with open(path, "rb") as f:
         head = f.read(16)
-    if head.startswith(_ZIP_MAGIC) or head.startswith(_TORCH_LEGACY_MAGIC):
+    if head.startswith(ZIP_MAGIC) or head.startswith(TORCH_LEGACY_MAGIC):
         return "torch"
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return "pickle"
@@ -238,7 +244,9 @@ def _sniff(path: Path) -> str:
 
 
 def _torch_load(path: Path) -> Any:
-    """``torch.load(weights_only=True)`` with ``argparse.Namespace`` allowed (rosinality's ``args``)."""
+    """``torch.load(weights_only=True)`` with ``argparse.Namespace`` allowed (rosinality's ``args``), after
+    :func:`check_torch_file` has made sure the file declares no more memory than it holds."""
+    check_torch_file(path)
     safe = getattr(torch.serialization, "safe_globals", None)
     ctx = safe([argparse.Namespace]) if safe else contextlib.nullcontext()
     try:
@@ -481,10 +489,7 @@ def load_state_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor], so
 
 
 def _build(cls: type, config: dict, state_dict: Mapping[str, torch.Tensor], path: Path) -> Any:
-    try:
-        model = cls(**config)
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: invalid {cls.__name__} config {config}: {e}") from None
+    model = build_checked(lambda: cls(**config), state_dict, path, cls.__name__, config)
     load_state_into(model, state_dict, path)
     return model
 

@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoints import load_checkpoint, load_state_strict, save_checkpoint, stored_config
+from ..checkpoints import build_checked, load_checkpoint, load_state_strict, save_checkpoint, stored_config
 from .contrastive import ContrastiveAligner, pool_to
 from .encoders import EncoderConfig, FeaturePyramid, Map2Style, Pyramid, check_images
 from .layers import check_shape
@@ -459,6 +459,7 @@ def load_clcae(path_or_name: str | os.PathLike, device: str | torch.device = "cp
     """Load a :func:`save_clcae` file in eval mode: a path, a folder with ``clcae.pt`` or a bundled name.
     Raises :class:`~ganinv.checkpoints.CheckpointError` on any problem."""
     ckpt = load_checkpoint(path_or_name, "clcae")
-    model = CLCAE(stored_config(ckpt, CLCAEConfig.from_dict, path_or_name, "CLCAE"))
+    cfg = stored_config(ckpt, CLCAEConfig.from_dict, path_or_name, "CLCAE")
+    model = build_checked(lambda: CLCAE(cfg), ckpt["state_dict"], path_or_name, "CLCAE", ckpt["config"])
     load_state_strict(model, ckpt["state_dict"], path_or_name)
     return model.eval().to(device)

@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoints import load_checkpoint, load_state_strict, save_checkpoint, stored_config
+from ..checkpoints import build_checked, load_checkpoint, load_state_strict, save_checkpoint, stored_config
 from .encoders import EncoderConfig, FeaturePyramid, Map2Style, check_images
 from .layers import check_shape
 
@@ -297,8 +297,8 @@ def load_contrastive(
     """Load a stage-1 model frozen (eval mode, no gradients): a path, a folder with ``contrastive.pt`` or a
     bundled name. Raises :class:`CheckpointError` on any problem."""
     ckpt = load_checkpoint(path_or_name, "contrastive")
-    model = ContrastiveAligner(
-        stored_config(ckpt, ContrastiveModelConfig.from_dict, path_or_name, "contrastive")
-    )
-    load_state_strict(model, ckpt["state_dict"], path_or_name)
+    cfg = stored_config(ckpt, ContrastiveModelConfig.from_dict, path_or_name, "contrastive")
+    sd = ckpt["state_dict"]
+    model = build_checked(lambda: ContrastiveAligner(cfg), sd, path_or_name, "contrastive", ckpt["config"])
+    load_state_strict(model, sd, path_or_name)
     return model.eval().requires_grad_(False).to(device)

@@ -396,15 +396,13 @@ def save_encoder(path, encoder: PSPEncoder | E4EEncoder, **extra) -> None:
 
 def load_encoder(path, kind: str = "psp_encoder", device: str | torch.device = "cpu"):
     """Load a :func:`save_encoder` file of ``kind`` in eval mode; CheckpointError on any mismatch."""
-    from ..checkpoints import CheckpointError, load_checkpoint, load_state_strict, stored_config
+    from ..checkpoints import build_checked, load_checkpoint, load_state_strict, stored_config
 
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {sorted(_KINDS)}, got {kind!r}")
     ckpt = load_checkpoint(path, kind)
-    cfg = stored_config(ckpt, lambda c: WPlusEncoderConfig(**c), path, _KINDS[kind].__name__)
-    try:
-        model = _KINDS[kind](cfg)
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: the stored {_KINDS[kind].__name__} config is invalid ({e})") from None
+    cls = _KINDS[kind]
+    cfg = stored_config(ckpt, lambda c: WPlusEncoderConfig(**c), path, cls.__name__)
+    model = build_checked(lambda: cls(cfg), ckpt["state_dict"], path, cls.__name__, ckpt["config"])
     load_state_strict(model, ckpt["state_dict"], path)
     return model.eval().to(device)

@@ -56,6 +56,7 @@ from torch import nn
 
 from ..checkpoints import (
     CheckpointError,
+    build_checked,
     load_checkpoint,
     load_generator,
     load_state_strict,
@@ -369,8 +370,9 @@ class Inpainter(nn.Module):
         self.encoder = ErasedEncoder(cfg.encoder)
         self.mixer = MixingNetwork(cfg) if cfg.mixing != "none" else None
         self.skip = SkipEncoder(cfg)
-        self.to(G.input.input.device)
-        self.set_w_avg(G.get_w_avg())
+        if torch.get_default_device().type != "meta":  # checkpoints.build_checked sizes models on "meta"
+            self.to(G.input.input.device)
+            self.set_w_avg(G.get_w_avg())
 
     @property
     def config(self) -> dict:
@@ -546,10 +548,8 @@ def load_inpainter(
     if isinstance(stored, dict) and stored != G.config:
         diff = sorted(k for k in set(stored) | set(G.config) if stored.get(k) != G.config.get(k))
         raise CheckpointError(f"{path}: trained with another generator (differs in {diff}): {stored}")
-    try:
-        model = Inpainter(G.to(device), cfg)
-    except ValueError as e:
-        raise CheckpointError(f"{path}: {e}") from None
+    G = G.to(device)
+    model = build_checked(lambda: Inpainter(G, cfg), ckpt["state_dict"], path, "Inpainter", ckpt["config"])
     load_state_strict(model, ckpt["state_dict"], path, skip_prefix=("G.",))  # G is not in the file
     model.generator_ref = ref if isinstance(ref, str) else None  # where its generator's directions live
     return model.eval().to(device)

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoints import load_checkpoint, load_state_strict, save_checkpoint, stored_config
+from ..checkpoints import build_checked, load_checkpoint, load_state_strict, save_checkpoint, stored_config
 from ..data import synthfaces as sf
 
 
@@ -220,7 +220,8 @@ def load_sfn(path_or_name: str | os.PathLike = "sfn", device: str | torch.device
     """Load an SFN in eval mode with gradients off: a path, a folder holding ``sfn.pt``, or a bundled name
     (``"sfn"`` is ``data/pretrained/sfn/sfn.pt``). Raises :class:`CheckpointError` on any problem."""
     ckpt = load_checkpoint(path_or_name, "sfn")
-    model = SFN(stored_config(ckpt, SFNConfig.from_dict, path_or_name, "SFN"))
+    cfg = stored_config(ckpt, SFNConfig.from_dict, path_or_name, "SFN")
+    model = build_checked(lambda: SFN(cfg), ckpt["state_dict"], path_or_name, "SFN", ckpt["config"])
     load_state_strict(model, ckpt["state_dict"], path_or_name)
     model.eval().requires_grad_(False)
     return model.to(device)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from ..checkpoints import (
     TRAINING_RECORD,
     CheckpointError,
+    build_checked,
     load_discriminator,
     load_generator,
     save_discriminator,
@@ -194,7 +195,7 @@ def load_run_generator(run: str | os.PathLike, which: str = "G") -> Generator:
         raise CheckpointError(f"{run}: a training state without a generator; not a GAN run")
     known = {f.name for f in dataclasses.fields(GANConfig)}
     cfg = config_from_dict(GANConfig, {k: v for k, v in state["config"].items() if k in known})
-    G, _ = build_models(cfg)
+    G = build_checked(lambda: build_models(cfg)[0], state[which], run, "GAN run's generator", state["config"])
     G.load_state_dict(state[which])
     G.training_record = {k: int(state[k]) for k in TRAINING_RECORD if k in state}
     return G.eval()

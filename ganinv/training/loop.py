@@ -24,7 +24,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ..checkpoints import CheckpointError, atomic_save
+from ..checkpoints import CheckpointError, atomic_save, check_torch_file
 from ..devices import resolve_device
 
 STATE_FILE = "training_state.pt"
@@ -251,6 +251,7 @@ def read_training_state(path: str | os.PathLike) -> dict:
     """A training state file (``training_state.pt``, or the run folder holding one) read onto the CPU."""
     path = Path(path)
     path = state_path(path) if path.is_dir() else path
+    check_torch_file(path)  # no more memory than the file holds (a clear CheckpointError otherwise)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is reported the same way
