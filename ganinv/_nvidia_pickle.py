@@ -5,8 +5,8 @@ imports ``torch_utils`` / ``dnnlib`` / ``training`` and never executes ``module_
 ``pickle.Unpickler`` turns every persistent network object into a :class:`PersistentStub` (class name,
 source text, ``__dict__`` state) and refuses every global that is not on the list below. Tensors are then
 collected from the stubs' ``_parameters`` / ``_buffers`` / ``_modules`` and renamed to rosinality's layout
-(reference §2.3-2.4). Supported: unconditional RGB StyleGAN2 G ('skip') and D ('resnet'); refused with a
-CheckpointError: conditional nets, other architectures, StyleGAN3 generators and TensorFlow pickles.
+(docs/stylegan2.md §2.3-§2.4). Supported: unconditional RGB StyleGAN2 G ('skip') and D ('resnet'); refused
+with a CheckpointError: conditional nets, other architectures, StyleGAN3 generators and TensorFlow pickles.
 """
 
 from __future__ import annotations

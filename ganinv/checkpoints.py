@@ -412,7 +412,7 @@ def infer_discriminator_config(state_dict: Mapping[str, torch.Tensor], stddev_gr
 
 
 def _soft_key(k: str) -> bool:
-    """Buffers rosinality files may lack or carry extra (reference §1.5): noise and FIR kernels."""
+    """Buffers rosinality files may lack or carry extra (docs/stylegan2.md §1.5): noise and FIR kernels."""
     return k.startswith("noises.") or k.endswith(".kernel")
 
 

@@ -11,7 +11,8 @@
   G(ŵ⁺, f̂), where G_f is the generator's own feature at the F resolution (:func:`edit_f`).
 
 Every inversion method's output (w, w⁺, or w⁺ with F features, also the multi-resolution F of the inpainting
-stage 2) is edited by one call, :func:`apply_edit` (inpainting.md §7: edits act on the inverted codes).
+stage 2) is edited by one call, :func:`apply_edit` (docs/papers/diverse_inpainting.md §7: edits act on the
+inverted codes).
 
 Deviations, all documented choices: the boundary is an L2-regularised logistic regression solved by Newton's
 method (InterFaceGAN trains a linear SVM on the 2% most and least confident samples; we drop the samples
@@ -373,7 +374,7 @@ def apply_edit(
     noise_mode: str = "const",
 ) -> dict:
     """Edit any inversion result and render it: F edit when it holds w⁺ and ``f`` (unless ``use_f=False``,
-    e.g. for large pose edits, inpainting.md §7), else a W⁺ edit, else a W edit.
+    e.g. for large pose edits, docs/papers/diverse_inpainting.md §7), else a W⁺ edit, else a W edit.
 
     ``result``: a dict (or a NamedTuple such as ``CLCAEOutput``) with ``w`` [N, D], ``w_plus`` /
     ``w_plus_mix`` [N, L, D] and optionally ``f`` (tensor or {res: tensor}). Returns ``{"w_plus": ŵ⁺, "f": f̂,

@@ -1,5 +1,5 @@
-"""Evaluation of diverse inpainting (Sec. 4 of Yildirim et al., ICCV 2023; ``shared/reference/inpainting.md``
-§8) and the baselines it is compared with, all behind one interface.
+"""Evaluation of diverse inpainting (Sec. 4 of Yildirim et al., ICCV 2023;
+``docs/papers/diverse_inpainting.md`` §8) and the baselines it is compared with, all behind one interface.
 
 A *method* is a callable ``method(x, mask, k, seed) -> [N, k, 3, H, W]``: ``k`` completions of the images
 ``x`` [N, 3, H, W] in [-1, 1] with ``mask`` [N, 1, H, W] (1 = keep), reproducible from ``seed``. Raw outputs

@@ -1,7 +1,7 @@
 """Reconstruction losses shared by the encoder trainers (pSp, e4e, CLCAE, inpainting); CLCAE's F regulariser.
 
 :class:`ReconstructionLoss` is the pSp-family objective the CLCAE release applies to each of its three outputs
-(``shared/reference/clcae.md`` §3)::
+(``docs/papers/clcae.md`` §3)::
 
     L_rec(x̂, x) = λ_2 MSE(x̂, x) + λ_LPIPS LPIPS(x̂, x) + λ_ID (1 - cos(E(x̂), E(x)))
 
@@ -42,7 +42,7 @@ __all__ = ["LossWeights", "PreparedTarget", "ReconstructionLoss", "feature_regul
 
 @dataclass
 class LossWeights:
-    """Loss weights; the defaults are the CLCAE release's README values (clcae.md §3), which equal
+    """Loss weights; the defaults are the CLCAE release's README values (docs/papers/clcae.md §3), which equal
     Feature-Style's config exactly, so the same numbers also serve the pSp / e4e / inpainting trainers.
 
     ``mse`` 1.0 (``l2_lambda``), ``lpips`` 0.2 (``lpips_lambda`` in the README command; the code default 0.8
@@ -182,8 +182,8 @@ class PreparedTarget:
 def feature_regulariser(f: torch.Tensor, f_own: torch.Tensor) -> torch.Tensor:
     """CLCAE's F regulariser ``MSE(f, sg(G⁵(w⁺)))``: the mean squared difference between the predicted F
     feature and G's own feature at the same resolution for the predicted w⁺
-    (:func:`ganinv.models.clcae.own_feature`), which is detached (clcae.md §3 and quirk 8: the release's
-    ``feature_matching_lambda`` term)."""
+    (:func:`ganinv.models.clcae.own_feature`), which is detached (docs/papers/clcae.md §3 and quirk 8: the
+    release's ``feature_matching_lambda`` term)."""
     if f.shape != f_own.shape:
         raise ValueError(
             f"feature_regulariser: f {list(f.shape)} and f_own {list(f_own.shape)} differ in shape"

@@ -6,8 +6,8 @@ GANSpace edits act on layers [start, end) of w⁺, one range for all components 
 uploaded image is inverted (:func:`ganinv.inversion.invert`, or an ``invert_fn``) and then edited in the
 chosen space: W (its w), W⁺ (its w⁺) or F (w⁺ and f, with f̂ = f + G_f(ŵ⁺) − G_f(w⁺) as in
 :func:`ganinv.editing.edit_f`). Style mixing shows layers [0, cutoff) of the edited code (without f) and
-the rest from a second seed. What is observable is a trait value (notebooks.md §5): the picture is
-``image.value`` (PNG bytes), messages are ``status.value``; the pure functions below do the work.
+the rest from a second seed. What is observable is a trait value (tests read traits, no browser needed): the
+picture is ``image.value`` (PNG bytes), messages are ``status.value``; the pure functions below do the work.
 
 Documented choices: changing the seed or ψ shows the seed's sample again (leaving an upload). Uploads are
 decoded by the rules of :mod:`ganinv.data.images`; a square image of another size is resized (Lanczos) to

@@ -349,7 +349,7 @@ def dump_with_fake_modules(obj, path: Path) -> None:
 
 
 def to_nvidia_g(G: Generator) -> dict:
-    """Inverse of the loader's mapping (reference §2.4): our generator -> NVIDIA names."""
+    """Inverse of the loader's mapping (docs/stylegan2.md §2.4): our generator -> NVIDIA names."""
     sd, nv = G.state_dict(), {}
     filt = G.convs[0].conv.blur.kernel / 4
     for i in range(G.n_mlp):

@@ -385,7 +385,8 @@ def test_freeze_for_stage(G):
 
 
 def test_case_a_training_reduces_the_loss(G):
-    """Case A (reference §4): the original latent is the mixer's random input, loss on every pixel."""
+    """Case A (docs/papers/diverse_inpainting.md §4): the original latent is the mixer's random input, loss
+    on every pixel."""
     torch.manual_seed(0)
     m = make(G).train()
     opt = torch.optim.Adam(m.freeze_for_stage(1), lr=3e-3)

@@ -46,7 +46,13 @@ class MeanColour(nn.Module):
 
 def test_weights_defaults_and_validation():
     w = LossWeights()
-    assert (w.mse, w.lpips, w.id, w.feature_reg, w.align) == (1.0, 0.2, 0.1, 0.01, 0.1)  # clcae.md §3
+    assert (w.mse, w.lpips, w.id, w.feature_reg, w.align) == (
+        1.0,
+        0.2,
+        0.1,
+        0.01,
+        0.1,
+    )  # docs/papers/clcae.md §3
     with pytest.raises(ValueError, match="LossWeights.id must be >= 0"):
         LossWeights(id=-1)
     with pytest.raises(ValueError, match="lpips weight > 0 needs feature_net"):

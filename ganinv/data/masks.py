@@ -7,7 +7,7 @@ GAN Inversion" (ICCV 2023), the erased image is ``x_erased = x * mask``; the *ho
 fraction of zeros. Mask files are the same picture: **white = keep, black = hole**.
 
 Free-form masks re-implement the generator of CoModGAN (Zhao et al., "Large Scale Image Completion via
-Co-Modulated Generative Adversarial Networks", ICLR 2021; see ``shared/reference/inpainting.md`` §6),
+Co-Modulated Generative Adversarial Networks", ICLR 2021; see ``docs/papers/diverse_inpainting.md`` §6),
 since Yildirim et al. do not say which masks they used: a union of random rectangles (up to 10·coef of side at
 most s/2 and 5·coef of side at most s) and random brush strokes (up to 20·coef polylines of 4-17 segments,
 segment lengths around diagonal/8, alternating turning angles around 2π/5, widths 12-48 px on CoModGAN's

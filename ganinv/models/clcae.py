@@ -1,5 +1,6 @@
 """CLCAE stage 2: the cross-attention inversion encoder (Sec. 3.2 of Liu et al., "Delving StyleGAN Inversion
-for Image Editing: A Foundation Latent Space Viewpoint", CVPR 2023; ``shared/reference/clcae.md`` §2).
+for Image Editing: A Foundation Latent Space Viewpoint", CVPR 2023; ``docs/papers/clcae.md`` §2; the § and
+quirk numbers below are that file's).
 
 From the mean-centred image ``x - x_avg`` (``x_avg = G(w_avg)``) a feature pyramid (coarse, medium, fine; the
 paper's T1, T2, T3) gives
@@ -15,16 +16,17 @@ paper's T1, T2, T3) gives
   convs (one stride-1 conv when the sizes agree), each followed by LeakyReLU(0.01), as the release's
   ``GradualFeatureBlock`` (so f ends in a LeakyReLU, quirk kept).
 
-``attention="single"`` is the release (clcae.md quirk 1): the key/value of a W+ block is the single pooled
-token ``Δw_i = map2style_i(level_i)`` (``Δw_0 = w_off``), and the F block's is the single token ``w_off``.
-Softmax over one key is 1, so the attention **reduces to a linear map of that token**, ``W_o(W_v kv + b_v) +
-b_o``, whatever the query: W_Q and W_K get no gradient, w enters a W+ block only through the residual, and
-the F block adds the same vector to every T3 pixel (FiLM-like). ``attention="multi"`` is real attention: a
-W+ block attends over all spatial tokens of its pyramid level (plus a learned positional embedding on the
-keys, so spatial arrangement matters), and the F block's pixels attend over the ``n_latent`` w+ tokens
-(``w_plus - w_avg`` plus a learned layer embedding on the keys). Both variants use the same code otherwise.
+``attention="single"`` is the release (quirk 1): the key/value of a W+ block is the
+single pooled token ``Δw_i = map2style_i(level_i)`` (``Δw_0 = w_off``), and the F block's is the single token
+``w_off``. Softmax over one key is 1, so the attention **reduces to a linear map of that token**, ``W_o(W_v
+kv + b_v) + b_o``, whatever the query: W_Q and W_K get no gradient, w enters a W+ block only through the
+residual, and the F block adds the same vector to every T3 pixel (FiLM-like). ``attention="multi"`` is real
+attention: a W+ block attends over all spatial tokens of its pyramid level (plus a learned positional
+embedding on the keys, so spatial arrangement matters), and the F block's pixels attend over the ``n_latent``
+w+ tokens (``w_plus - w_avg`` plus a learned layer embedding on the keys). Both variants use the same code
+otherwise.
 
-Ablation switches (clcae.md §6): ``use_wplus_attention=False`` (the release's ``--no_w_attention``):
+Ablation switches (§6): ``use_wplus_attention=False`` (the release's ``--no_w_attention``):
 ``w_plus_i = w + Δw_i`` straight from the map2style heads (row 0 is ``w``; the release adds ``w_off`` twice
 there, we do not); ``use_f_attention=False`` (``--no_feature_attention``, the paper's "w/o F
 cross-attention"): f from the same CNN on T3 alone, with no w conditioning (the release uses a conv-BN-PReLU
@@ -280,7 +282,7 @@ class CLCAE(nn.Module):
 
     @torch.no_grad()
     def load_backbone_from(self, aligner: ContrastiveAligner, with_head: bool = False) -> None:
-        """Start from the stage-1 image encoder h_I (the paper's intent; clcae.md quirk 9): copy its backbone
+        """Start from the stage-1 image encoder h_I (the paper's intent; quirk 9): copy its backbone
         and, with ``with_head``, its map2style head into the w head (then w no longer starts at w_avg)."""
         if aligner.cfg.backbone != self.cfg.backbone or aligner.cfg.style_dim != self.cfg.style_dim:
             raise ValueError(
@@ -296,7 +298,7 @@ class CLCAE(nn.Module):
     def forward(self, image: torch.Tensor, w_shift: torch.Tensor | None = None) -> CLCAEOutput:
         """image [N, 3, S, S] in [-1, 1] -> :class:`CLCAEOutput`. ``w_shift`` ([style_dim] or [N, style_dim],
         e.g. an InterFaceGAN direction times a factor) is added to ``w_off`` before both attention modules,
-        as the release's editing script does (clcae.md §4)."""
+        as the release's editing script does (§4)."""
         cfg = self.cfg
         check_images(image, cfg.backbone.in_channels, cfg.backbone.size)
         pyramid = self.backbone(image - self.image_avg)
@@ -395,7 +397,7 @@ def edit_feature(
     w_plus_edited: torch.Tensor,
     noise_mode: str = "const",
 ) -> torch.Tensor:
-    """The paper's F editing rule: ``f̂ = f + G⁵(ŵ⁺) - G⁵(w⁺)`` (clcae.md §4)."""
+    """The paper's F editing rule: ``f̂ = f + G⁵(ŵ⁺) - G⁵(w⁺)`` (§4)."""
     f_res = f.shape[-1]
     return f + own_feature(G, w_plus_edited, f_res, noise_mode) - own_feature(G, w_plus, f_res, noise_mode)
 

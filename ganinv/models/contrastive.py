@@ -1,7 +1,7 @@
 """CLCAE stage 1: contrastive alignment of images and the foundation latent space W (Sec. 3.1 of Liu et al.,
 "Delving StyleGAN Inversion for Image Editing: A Foundation Latent Space Viewpoint", CVPR 2023).
 
-Pairs ``(I, w)`` with ``I = G(w)`` are embedded by two encoders into one space (``shared/reference/clcae.md``
+Pairs ``(I, w)`` with ``I = G(w)`` are embedded by two encoders into one space (``docs/papers/clcae.md``
 §1 describes the official release; numbers below are its values):
 
 * image encoder ``h_I``: the CNN part of pSp (our :class:`~ganinv.models.encoders.FeaturePyramid`; IR-SE50
@@ -10,8 +10,8 @@ Pairs ``(I, w)`` with ``I = G(w)`` are embedded by two encoders into one space (
 * latent encoder ``h_w``: on ``w - w_avg``, ``latent_blocks`` residual blocks
   ``t = LN(t + V'(V t)); t = LN(t + FFN(t))`` (dropout after each branch). This is what the release's
   one-token DETR-style transformer layers compute: with a single token, softmax attention is the identity
-  on the value, so the query/key projections and the positional embedding have no effect (clcae.md §5,
-  quirk 1); we keep only the value and output projections;
+  on the value, so the query/key projections and the positional embedding have no effect
+  (docs/papers/clcae.md §5, quirk 1); we keep only the value and output projections;
 * projection heads ``Linear - BN - ReLU - Linear`` (no biases) for both, then L2 normalisation.
 
 The loss is the symmetric InfoNCE of the paper (:func:`info_nce`)::
@@ -28,10 +28,10 @@ pass and, via :meth:`ContrastiveAligner.clamp_temperature_`, on the parameter af
 Initialisation is PyTorch's default (the release: N(0, 0.02) convolutions, truncated-normal linears). The
 image trunk is a plain :class:`~ganinv.models.encoders.FeaturePyramid`, so a stage-2 encoder built on the
 same :class:`~ganinv.models.encoders.EncoderConfig` can start from ``model.image_encoder.backbone`` (the
-paper's intent; the release's loader silently skips it, clcae.md quirk 9).
+paper's intent; the release's loader silently skips it, docs/papers/clcae.md quirk 9).
 
 In stage 2 the frozen model gives :func:`alignment_loss` on ``(G(w), w)``, as the release's code does (the
-paper aligns the input image with w instead; clcae.md "L_align inside stage 2").
+paper aligns the input image with w instead; docs/papers/clcae.md "L_align inside stage 2").
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Diverse inpainting with GAN inversion: the models of the method section (Sec. 3) of Yildirim et al.,
 "Diverse Inpainting and Editing with GAN Inversion", ICCV 2023 (arXiv 2307.15033).
 
-Only the paper's abstract is known for certain (``shared/reference/inpainting.md`` §1): an encoder inverts the
-erased image, a mixing network combines that code with mapped random samples, and higher-rate features keep
-the unerased colours. The equations below follow the reference's proposals (§2, §3, §5) and are otherwise
-**our choices**, each marked. Notation: ``mask`` [N, 1, H, W] with 1 = keep, 0 = hole
+Only the paper's abstract is known for certain (``docs/papers/diverse_inpainting.md`` §1, "the notes" below):
+an encoder inverts the erased image, a mixing network combines that code with mapped random samples, and
+higher-rate features keep the unerased colours. The equations below follow the notes' proposals (§2, §3, §5)
+and are otherwise **our choices**, each marked. Notation: ``mask`` [N, 1, H, W] with 1 = keep, 0 = hole
 (:mod:`ganinv.data.masks`); ``x_erased = x * mask``; ``w_plus`` [N, n_latent, style_dim]; ``w_r`` =
 ``mapping(z)``; ``f`` = generator features at a resolution ``r`` (the F space).
 
@@ -16,7 +16,7 @@ the unerased colours. The equations below follow the reference's proposals (§2,
       [gt_l, d_l] = B_l h_l + b_l                         g_l = sigmoid(gt_l),  c_l = w_e,l + d_l
       w_mix,l = g_l * c_l + (1 - g_l) * w_r,l                                      ("gated", default)
 
-  i.e. the reference's reconstruction ``sigmoid(g) w_comb + (1 - sigmoid(g)) w_r`` with a per-channel gate
+  i.e. the notes' reconstruction (§3) ``sigmoid(g) w_comb + (1 - sigmoid(g)) w_r`` with a per-channel gate
   and a residual candidate ``c_l`` (``mix_candidate=False``: ``c_l = w_e,l``). ``B_l`` is zero-initialised:
   at the start ``c_l = w_e,l`` and ``g_l = sigmoid(gate_bias_init)`` (0.88), close to pure encoding.
   Ablations: ``"ungated"`` ``w_mix,l = w_e,l + d_l``; ``"none"`` ``w_mix = w_e`` (deterministic, no w_r).
@@ -206,7 +206,7 @@ class ErasedEncoding(NamedTuple):
 
 
 class ErasedEncoder(_StyleEncoder):
-    """pSp-style encoder of ``[x_erased, mask]`` (reference §2): backbone on 4 channels, one map2style head
+    """pSp-style encoder of ``[x_erased, mask]`` (the notes §2): backbone on 4 channels, one map2style head
     per W+ row; zero-initialised heads, so an untrained encoder outputs ``w_avg`` in every row."""
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> ErasedEncoding:
@@ -237,7 +237,7 @@ class MixOutput(NamedTuple):
 
 
 class MixingNetwork(nn.Module):
-    """Combines ``w_plus_e`` with ``w_r`` row by row (reference §3; the module docstring's equation)."""
+    """Combines ``w_plus_e`` with ``w_r`` row by row (the notes §3; the module docstring's equation)."""
 
     def __init__(self, config: InpaintingConfig) -> None:
         super().__init__()
@@ -280,7 +280,7 @@ class MixingNetwork(nn.Module):
 
 
 class SkipEncoder(nn.Module):
-    """Stage 2 (reference §5): residual features ``delta_r`` [N, G.channels[r], r, r] for each r in f_res."""
+    """Stage 2 (the notes §5): residual features ``delta_r`` [N, G.channels[r], r, r] for each r in f_res."""
 
     def __init__(self, config: InpaintingConfig) -> None:
         super().__init__()
@@ -385,7 +385,7 @@ class Inpainter(nn.Module):
             self.mixer.w_avg.copy_(w_avg.detach())
 
     def freeze_for_stage(self, stage: int) -> list[nn.Parameter]:
-        """Stage 1 trains encoder + mixer, stage 2 only the skip encoder (reference §5); G is always frozen.
+        """Stage 1 trains encoder + mixer, stage 2 only the skip encoder (the notes §5); G is always frozen.
         Sets requires_grad and train/eval modes (call after ``model.train()``); returns the trainable list."""
         if stage not in (1, 2):
             raise ValueError(f"stage must be 1 or 2, got {stage}")

@@ -1,5 +1,5 @@
 """Training and held-out evaluation of the stage-2 inversion encoders on one loop: CLCAE (Sec. 3.2-3.3 of Liu
-et al., CVPR 2023; ``shared/reference/clcae.md`` §2, §3, §5-§7) and its pSp and e4e baselines (``kind``).
+et al., CVPR 2023; ``docs/papers/clcae.md`` §2, §3, §5-§7) and its pSp and e4e baselines (``kind``).
 
 **Data** (a pure function of the step, so a resumed run sees the batches of an uninterrupted one): a batch of
 ``batch_size`` holds first ``round(generated_fraction * batch_size)`` generated images G(w), whose z and noise
@@ -7,8 +7,8 @@ are seeded by ``(GEN_STREAM, data_seed, step * world + rank)`` (:func:`~.contras
 known), then real images: SynthFaces of ``data_seed`` in index order, or an image folder, as the GAN trainer's
 :class:`~.gan.RealImages`, flipped horizontally with p = 0.5 when ``flip`` (real images only, so the known w
 of the generated ones stays valid). Mixing synthetic and real images in every batch follows FS, on which the
-release builds (clcae.md §3). Evaluation uses SynthFaces of ``EVAL_SEED`` or the contrastive trainer's
-held-out pair stream: never training data.
+release builds (docs/papers/clcae.md §3). Evaluation uses SynthFaces of ``EVAL_SEED`` or the contrastive
+trainer's held-out pair stream: never training data.
 
 **Objectives**, all at the encoder size S (G's outputs average-pooled to S, the release's ``face_pool``):
 
@@ -113,7 +113,7 @@ class EncoderTrainConfig(LoopConfig):
     image_size: int = 0  # encoder input size S; 0 = G.size
     f_res: int = 16  # CLCAE: resolution of the F space
     attention: str = "single"  # CLCAE: "single" (release) or "multi"
-    use_wplus_attention: bool = True  # CLCAE ablation switches (clcae.md §6)
+    use_wplus_attention: bool = True  # CLCAE ablation switches (docs/papers/clcae.md §6)
     use_f_attention: bool = True  # CLCAE: cross-attention for F (else F from image features only)
     use_f: bool = True  # predict and use the F feature (else W+ only)
     heads: int = 4  # attention heads of the cross-attention blocks

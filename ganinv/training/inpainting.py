@@ -1,6 +1,6 @@
 """Training of the diverse-inpainting models (``ganinv/models/inpainting.py``) with generated data: the
 two-case set-up of Sec. 3 of Yildirim et al., "Diverse Inpainting and Editing with GAN Inversion", ICCV 2023
-(``shared/reference/inpainting.md`` §4 and §5; beyond the abstract, every detail is unverified or ours).
+(``docs/papers/diverse_inpainting.md`` §4 and §5; beyond the abstract, every detail is unverified or ours).
 
 Every step: ``z1 -> w1 = mapping(z1)`` (truncation ``truncation``), ``x = G(w1)`` (const noise, not
 clamped, so case A can match it exactly), a free-form mask ``m`` (1 = keep) from
