@@ -8,7 +8,7 @@ CHROMIUM := /usr/bin/chromium
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT      := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: install chromium versions test lint format reproduce bench clean
+.PHONY: install chromium versions test test-fast lint format reproduce bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ format: install
 test: install versions lint chromium
 	$(BIN)/python -m pytest
 	GANINV_FIGURES_DIR=$$(mktemp -d) $(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:python notebooks/
+
+# the quick loop while editing: lint and the tests not marked slow, no notebooks, no browser
+test-fast: install versions lint
+	$(BIN)/python -m pytest -m "not slow" --ignore=tests/test_notebooks.py --ignore=tests/test_browser.py
 
 reproduce: install
 	$(BIN)/python -m ganinv.reproduce

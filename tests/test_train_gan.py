@@ -260,23 +260,6 @@ def test_a_branch_can_start_from_an_exported_model(tmp_path):
         gan.train(tiny(tmp_path, "none", total_steps=5, init=str(tmp_path / "nowhere")))
 
 
-RESUME_DIR = Path(__file__).resolve().parent.parent / "data" / "resume"
-RESUME_POINTS = sorted(RESUME_DIR.glob("*/generator.pt")) or [
-    pytest.param(None, id="none", marks=pytest.mark.skip(reason="data/resume holds no unfinished run"))
-]
-
-
-@pytest.mark.parametrize("generator", RESUME_POINTS, ids=lambda p: p.parent.name)
-def test_resume_points_continue_the_synthfaces64_preset(generator):
-    # data/resume/<run>/ keeps an unfinished run's G_ema and D between sessions (`--init data/resume/<run>`)
-    cfg = gan.preset("synthfaces64", init=str(generator.parent))
-    G, D = gan.build_models(cfg)
-    # the path a next session takes: raises on another architecture, loads D strictly
-    state = gan.branch_from(cfg, G, D, G, None, None)
-    assert state["step"] > load_generator("synthfaces64").training_record["step"]
-    assert state["images_seen"] == state["step"] * cfg.batch_size
-
-
 def test_snapshots_keep_the_checkpoint_of_their_step(tmp_path):
     # a snapshot at step 2 holds what a run stopped at step 2 holds, while the run goes on to 4
     run = tiny(tmp_path, "run", total_steps=4, checkpoint_every=4, snapshot_every=2)
