@@ -389,3 +389,29 @@ def test_notebooks_check_their_device_parameter(notebook):
 
     code = "\n".join(c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code")
     assert "resolve_device(DEVICE)" in code and "DEVICE ==" not in code
+
+
+def test_kill_during_a_save_keeps_the_last_state_and_the_next_start_cleans_up(tmp_path):
+    """A real ``kill -9`` while ``atomic_save`` writes: the previous training state stays whole, and the
+    temporary file it leaves is removed when the run is resumed."""
+    cfg = sfn.preset("tiny", out_dir=str(tmp_path), total_steps=2, progress=False)
+    sfn.train(cfg)
+    before = (tmp_path / STATE_FILE).read_bytes()
+    writer = (  # a save that writes half its bytes, then waits to be killed
+        "import sys, time, torch\n"
+        "from ganinv.checkpoints import atomic_save\n"
+        "def slow(obj, f, *a, **k):\n"
+        "    f.write(b'x' * 4096); f.flush(); print('writing', flush=True); time.sleep(60)\n"
+        "torch.save = slow\n"
+        f"atomic_save({{'step': 99}}, {str(tmp_path / STATE_FILE)!r})\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    proc.kill()
+    proc.wait(timeout=30)
+    leftovers = list(tmp_path.glob(".*.tmp"))
+    assert len(leftovers) == 1 and leftovers[0].stat().st_size == 4096
+    assert (tmp_path / STATE_FILE).read_bytes() == before  # the kill never reached the state file
+    sfn.train(sfn.preset("tiny", out_dir=str(tmp_path), total_steps=3, resume=True, progress=False))
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert torch.load(tmp_path / STATE_FILE, weights_only=True)["step"] == 3
