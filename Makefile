@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch from the standard index: its Linux build runs on CPU and keeps torchvision (lpips) working
 	$(BIN)/python -m pip install torch torchvision
-	$(BIN)/python -m pip install -e ".[dev,notebooks]"
+	$(BIN)/python -m pip install -e ".[dev,notebooks,faces]"
 	@touch $(STAMP)
 
 install: $(STAMP)

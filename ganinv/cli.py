@@ -139,6 +139,49 @@ def cmd_convert(args: argparse.Namespace) -> None:
     print(f"wrote {', '.join(written)} to {out}")
 
 
+def cmd_align(args: argparse.Namespace) -> None:
+    from .data.align import MIN_SCORE, LandmarkDetector, align_face, detect_faces
+    from .data.images import open_rgb, pil_to_tensor, save_image
+
+    out = output_dir(args.out)
+    detector = LandmarkDetector()  # AlignError naming the packages to install when they are missing
+    written = []
+    for path in map(Path, args.photos):
+        photo = open_rgb(path, str(path))
+        try:
+            faces = detect_faces(photo, detector)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+        if not faces:
+            raise ValueError(f"{path}: no face found (0 detections with a score >= {MIN_SCORE}); "
+                             "try a larger or sharper photo")  # fmt: skip
+        faces = sorted(faces, key=lambda f: -f.area)[: 1 if args.largest else None]
+        for i, face in enumerate(faces):
+            name = path.stem if len(faces) == 1 else f"{path.stem}_{i:02d}"
+            aligned = align_face(photo, args.size, landmarks=face.landmarks)
+            written.append(save_image(pil_to_tensor(aligned), out / f"{name}.png"))
+        if len(faces) > 1:
+            print(f"{path}: {len(faces)} faces, aligned each (--largest keeps one)", file=sys.stderr)
+    print(f"wrote {len(written)} aligned {args.size}x{args.size} faces to {out}")
+
+
+def aligned_copies(paths: list[str], size: int, folder: Path) -> list[str]:
+    """``--align``: the largest face of each photo, FFHQ-aligned at ``size``, saved in ``folder``."""
+    from .data.align import LandmarkDetector, align_largest
+    from .data.images import open_rgb, pil_to_tensor, save_image
+
+    detector, copies = LandmarkDetector(), []
+    for path in map(Path, paths):
+        try:
+            aligned, note = align_largest(open_rgb(path, str(path)), size, detector)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+        if note:
+            print(f"{path}: {note}", file=sys.stderr)
+        copies.append(str(save_image(pil_to_tensor(aligned), folder / f"{path.stem}.png")))
+    return copies
+
+
 def cmd_invert(args: argparse.Namespace) -> None:
     from .inversion import invert_files
 
@@ -150,8 +193,13 @@ def cmd_invert(args: argparse.Namespace) -> None:
     elif hyper:
         sys.exit(f"ganinv invert: error: --steps / --lr / --seed apply to optim-* methods, not {args.method}")
     output_dir(args.out)
+    images = args.images
+    if args.align:  # the generator's size: load it once here for that
+        from .checkpoints import load_generator
+
+        images = aligned_copies(images, load_generator(args.generator).size, Path(args.out) / "aligned")
     written = invert_files(
-        args.images, args.out, args.method, args.generator, args.encoder, _device(args.device),
+        images, args.out, args.method, args.generator, args.encoder, _device(args.device),
         batch_size=args.batch_size, log=lambda m: print(m, file=sys.stderr), noise_mode=args.noise_mode,
         **hyper,
     )  # fmt: skip
@@ -303,7 +351,8 @@ def cmd_inpaint(args: argparse.Namespace) -> None:
         if edit[0] not in directions:
             raise ValueError(f"--edit: no direction {edit[0]!r}; this file has {sorted(directions)}")
     size = model.cfg.size
-    x = load_image(args.image, size=size)[None].to(device)  # [1, 3, S, S]
+    image = aligned_copies([args.image], size, out)[0] if args.align else args.image  # out/<stem>.png
+    x = load_image(image, size=size)[None].to(device)  # [1, 3, S, S]
     mask = load_mask(args.mask, size=size)[None].to(device)  # [1, 1, S, S]
     if bool(mask.min() == 1):
         raise ValueError(f"--mask {args.mask} has no hole (every pixel white = keep): nothing to inpaint; "
@@ -367,6 +416,13 @@ def main(argv: list[str] | None = None) -> None:
 
     from .inversion import METHODS
 
+    p = sub.add_parser("align", help="FFHQ-align the faces of photos (dlib landmarks; the [faces] extra)")
+    p.add_argument("photos", nargs="+", metavar="PHOTO", help="photo files (any size)")
+    p.add_argument("--out", required=True, help="output folder: <photo>.png, or <photo>_NN.png per face")
+    p.add_argument("--size", type=positive_int, default=1024, help="side of the aligned squares (FFHQ: 1024)")
+    p.add_argument("--largest", action="store_true", help="only the largest face of each photo")
+    p.set_defaults(fn=cmd_align)
+
     p = sub.add_parser("invert", help="invert images: reconstruction PNG and latent .pt per image")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="square image files (resized to fit)")
     methods = "; ".join(f"{k}: {v}" for k, v in METHODS.items())
@@ -381,6 +437,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=None, help="seed of the latent noise (optim-*)")
     p.add_argument("--perceptual", default="sfn", choices=["sfn", "alex", "vgg"], help="optim-* loss term")
     p.add_argument("--noise-mode", default="const", choices=["const", "random", "none"])
+    p.add_argument("--align", action="store_true", help="FFHQ-align each photo first (largest face)")
     p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--device", default="auto")
     p.set_defaults(fn=cmd_invert)
@@ -397,6 +454,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--generator", default=None, help="default: the generator the model was trained with")
     p.add_argument("--seed", type=int, default=0, help="seed of the random latents (one per completion)")
     p.add_argument("--stage", type=int, default=2, choices=[1, 2], help="2 adds the skip features")
+    align_help = "FFHQ-align the photo first (written as OUT/<image>.png; MASK is for that crop)"
+    p.add_argument("--align", action="store_true", help=align_help)
     p.add_argument(
         "--paste", action="store_true", help="paste the known pixels onto the results (and the edited ones)"
     )

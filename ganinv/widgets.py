@@ -33,6 +33,7 @@ from torch import nn
 
 from . import editing as E
 from .checkpoints import CheckpointError, load_generator
+from .data.align import AlignError
 from .data.images import ImageError, decode_image, to_uint8
 from .editing import Direction, Directions, Features
 
@@ -228,6 +229,7 @@ class LatentExplorer:
         self.mix_seed = W.IntText(seed + 1, description="fine from seed")
         self.cutoff = W.IntSlider(L // 2, min=0, max=L, description="cutoff layer", **kw)
         self.upload = W.FileUpload(accept="image/*", multiple=False, description="invert image")
+        self.align = W.Checkbox(False, description="align face (FFHQ)")  # uploads: dlib, the [faces] extra
         options = [method] if self.invert_fn is not None else _methods()
         self.method = W.Dropdown(options=options, value=method, description="method")
         self.method.layout.display = "none" if self.invert_fn is not None else ""
@@ -250,7 +252,10 @@ class LatentExplorer:
                 rows += [W.HTML(f"<b>{title}</b> (σ of sampled w)"), *(self.sliders[k] for k in names)]
         if any(d.kind == "ganspace" for d in self.directions.values()):
             rows.append(W.HBox([self.layer_start, self.layer_end]))
-        rows += [W.HBox([self.upload, self.method]), W.HBox([self.mix, self.mix_seed, self.cutoff])]
+        rows += [
+            W.HBox([self.upload, self.align, self.method]),
+            W.HBox([self.mix, self.mix_seed, self.cutoff]),
+        ]
         self.widget = W.VBox([*rows, self.reset_button])
 
     def _repr_mimebundle_(self, **kwargs):
@@ -317,9 +322,16 @@ class LatentExplorer:
         """Decode, invert and show an image file's bytes (what the upload button does); False, with the
         problem in ``status`` and the view kept, when the file is unusable or the inversion fails."""
         try:
-            x, note = decode_upload(content, name, self.image_size)
-        except ImageError as e:
-            return self._fail(str(e))
+            if self.align.value:  # the largest face, FFHQ-aligned at the generator's size
+                from .data.align import align_largest
+                from .data.images import open_rgb, pil_to_tensor
+
+                aligned, note = align_largest(open_rgb(io.BytesIO(content), name), self.image_size)
+                x, note = pil_to_tensor(aligned)[None], "aligned" + (f"; {note}" if note else "")
+            else:
+                x, note = decode_upload(content, name, self.image_size)
+        except (ImageError, AlignError) as e:  # unreadable file; no face, or dlib missing
+            return self._fail(f"{name}: {e}" if not str(e).startswith(name) else str(e))
         return self._invert(x, name, note)
 
     def _invert(self, x: torch.Tensor, name: str, note: str) -> bool:

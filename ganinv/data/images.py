@@ -85,8 +85,9 @@ def _to_rgb(img: Image.Image, name: str) -> Image.Image:
     return img.convert("RGB")
 
 
-def _decode(source, name: str, size: int | None) -> torch.Tensor:
-    """Decode ``source`` (a path or a binary file object) into a ``[3, H, W]`` tensor in [-1, 1]."""
+def open_rgb(source, name: str) -> Image.Image:
+    """Decode ``source`` (a path or a binary file object) into an RGB PIL image by the module's colour rule;
+    :class:`ImageError` naming ``name`` for a missing, unreadable or corrupt file."""
     try:
         with Image.open(source) as img:
             img.seek(0)
@@ -100,17 +101,27 @@ def _decode(source, name: str, size: int | None) -> torch.Tensor:
         raise ImageError(f"{name}: not an image file PIL can read (unknown format or corrupt header)") from e
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
         raise ImageError(f"{name}: corrupt or truncated image ({type(e).__name__}: {e})") from e
+    return rgb
+
+
+def pil_to_tensor(rgb: Image.Image) -> torch.Tensor:
+    """An RGB PIL image as a float tensor ``[3, H, W]`` in ``[-1, 1]``."""
+    arr = np.asarray(rgb.convert("RGB"), dtype=np.uint8)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+def _decode(source, name: str, size: int | None) -> torch.Tensor:
+    """Decode ``source`` (a path or a binary file object) into a ``[3, H, W]`` tensor in [-1, 1]."""
+    rgb = open_rgb(source, name)
     w, h = rgb.size
     if size is not None and (w, h) != (size, size):
         if w != h:
             raise ImageError(
-                f"{name}: image is {w}x{h}, not square; crop or align the face to a square first "
-                f"(ganinv does not crop automatically), then it is resized to {size}x{size}"
+                f"{name}: image is {w}x{h}, not square; align the face first (`ganinv align`, or --align) "
+                f"or crop it to a square, then it is resized to {size}x{size}"
             )
         rgb = rgb.resize((size, size), Image.LANCZOS)
-    arr = np.asarray(rgb, dtype=np.uint8)
-    t = torch.from_numpy(arr.copy()).permute(2, 0, 1).float()
-    return t.div_(127.5).sub_(1.0)
+    return pil_to_tensor(rgb)
 
 
 def load_image(path, size: int | None = None) -> torch.Tensor:
