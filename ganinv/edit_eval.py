@@ -252,11 +252,14 @@ def tradeoff_figure(result: dict, path: str | os.PathLike | None = None, y: str 
     methods = result["methods"]
     if not methods:
         raise ValueError("the result holds no method to plot")
-    fig, ax = plt.subplots(figsize=(5, 4))
-    for name, r in methods.items():
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    markers = {"W": "o", "W+": "s", "F": "^"}
+    for name, r in methods.items():  # a legend, not labels at the points: close methods would overlap
         sx, sy = r["summary"]["fidelity"], r["summary"][y]
-        ax.scatter([sx], [sy], s=30)
-        ax.annotate(f"{name} ({r['space']})", (sx, sy), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.scatter([sx], [sy], s=36, marker=markers.get(r["space"], "o"), label=f"{name} ({r['space']})")
+    ax.legend(
+        fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), title="method (space)", title_fontsize=8
+    )
     top = max(abs(s) for s in result["strengths"])
     ax.set_xlabel("fidelity: ID-SFN(reconstruction, input)")
     what = "edit success rate" if y == "editability" else "ΔP(attribute) towards the edit"

@@ -266,3 +266,36 @@ def markdown_table(result: dict, keys: tuple[str, ...] = METRIC_KEYS) -> str:
     floor[keys.index("factor_error")] = f"{result['input']['factor_error']:.4g}"
     lines.append(f"| input (SFN floor) | {result['n']} | " + " | ".join(floor) + " |")
     return "\n".join(lines)
+
+
+def results_figure(result: dict, keys: tuple[str, ...] = ("lpips_sfn", "factor_error")):
+    """Horizontal bars of ``keys`` (lower is better) for every method of a reconstruction benchmark: CLCAE and
+    its ablations in blue, the baselines (pSp, e4e, optimisation) in grey, and the SFN's factor error on the
+    inputs themselves as the floor where it applies."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    rows, names = result["methods"], list(result["methods"])
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 0.28 * len(names) + 1.4), sharey=True)
+    axes = [axes] if len(keys) == 1 else list(axes)
+    for ax, key in zip(axes, keys):
+        ax.barh(
+            names,
+            [rows[n][key] for n in names],
+            color=["C0" if n.startswith("clcae") else "C7" for n in names],
+        )
+        ax.set(title=f"{key} (lower is better)", xlabel=key)
+        floor = result.get("input", {}).get(key)
+        if isinstance(floor, float):
+            ax.axvline(floor, color="k", ls="--", lw=1)
+    axes[0].invert_yaxis()
+    handles = [Patch(color="C0", label="CLCAE and its ablations"), Patch(color="C7", label="baselines")]
+    if any(isinstance(result.get("input", {}).get(k), float) for k in keys):
+        handles.append(
+            plt.Line2D([], [], color="k", ls="--", lw=1, label="SFN floor (the inputs themselves)")
+        )
+    fig.legend(
+        handles=handles, loc="lower center", ncol=len(handles), frameon=False, bbox_to_anchor=(0.5, -0.02)
+    )
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig

@@ -18,6 +18,8 @@ STRIP_ARGS = [
     "--keep-count",
     "--extra-keys",
     "metadata.papermill cell.metadata.papermill cell.metadata.execution",
+    "--keep-metadata-keys",  # the widgets' state: a static viewer then shows notebook 04's explorer
+    "metadata.widgets",
 ]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,11 +66,11 @@ def image_grid(
                 ax.imshow(array[c], interpolation="nearest")
             if c == 0 and label:
                 ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-            if r == 0 and col_titles is not None and c < len(col_titles):
-                ax.set_title(col_titles[c], fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout(pad=0.2)
+            if r == 0 and col_titles is not None and c < len(col_titles):  # wrapped to the cell's width
+                ax.set_title(textwrap.fill(str(col_titles[c]), max(8, round(13 * scale))), fontsize=8)
+    if title:  # above the grid: tight_layout keeps the top 0.3 inch free for it
+        fig.suptitle(title, fontsize=10, y=1 - 0.05 / fig.get_figheight())
+    fig.tight_layout(pad=0.2, rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight() if title else 1))
     return fig
 
 

@@ -388,7 +388,7 @@ def test_notebooks_check_their_device_parameter(notebook):
     import nbformat
 
     code = "\n".join(c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code")
-    assert "resolve_device(DEVICE)" in code and "DEVICE ==" not in code
+    assert "start(DEVICE" in code and "DEVICE ==" not in code  # ganinv.notebook.start resolves it
 
 
 def test_kill_during_a_save_keeps_the_last_state_and_the_next_start_cleans_up(tmp_path):

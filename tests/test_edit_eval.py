@@ -254,3 +254,15 @@ def test_eval_editing_cli_writes_json_figure_and_table(G, tiny, tmp_path, capsys
     assert fig.stat().st_size > 0
     table = capsys.readouterr().out
     assert "| pSp | W+ | 2 |" in table and table.count("\n") >= 3
+
+
+def test_tradeoff_figure_names_every_method_in_a_legend():
+    import matplotlib.pyplot as plt
+
+    methods = {m: {"space": sp, "summary": {"fidelity": 0.5 + 0.001 * i, "editability": 0.7}}
+               for i, (m, sp) in enumerate([("psp", "W+"), ("e4e", "W+"), ("clcae-f", "F")])}  # fmt: skip
+    fig = edit_eval.tradeoff_figure({"methods": methods, "strengths": [-8, 8], "attributes": ["a"], "n": 3})
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["psp (W+)", "e4e (W+)", "clcae-f (F)"]
+    assert not ax.texts  # no labels at the points, which overlap when methods are close
+    plt.close(fig)

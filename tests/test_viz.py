@@ -57,3 +57,15 @@ def test_feature_energy_range():
     assert torch.allclose(e.amin(dim=(1, 2, 3)), torch.tensor(-1.0)) and torch.allclose(
         e.amax(dim=(1, 2, 3)), torch.tensor(1.0)
     )
+
+
+def test_long_column_titles_wrap_and_the_title_stays_above_the_grid():
+    import matplotlib.pyplot as plt
+
+    fig = viz.image_grid([torch.zeros(2, 3, 8, 8)], col_titles=["face 0", "eyes_closed flipped"], title="holes")
+    titles = [ax.get_title() for ax in fig.axes[:2]]
+    assert titles == ["face 0", "eyes_closed\nflipped"]  # two neighbours' titles would otherwise collide
+    fig.canvas.draw()
+    top_of_axes = max(ax.get_position().y1 for ax in fig.axes)
+    assert fig._suptitle.get_position()[1] > top_of_axes  # the figure title sits above the first row
+    plt.close(fig)

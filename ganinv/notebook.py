@@ -1,0 +1,95 @@
+"""What every chapter notebook shares: the setup after its ``parameters`` cell (:func:`start`), the verdict
+lines of its claims (:func:`claim`), the curves of its live training run (:func:`plot_history`), and the
+metrics JSON it writes (:meth:`Chapter.write_metrics`), so each notebook shows only its own idea."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import viz
+from .devices import resolve_device
+
+FIGURES_ENV = "GANINV_FIGURES_DIR"  # the tests send a notebook's figures and JSON here instead of figures/
+
+
+@dataclass
+class Chapter:
+    """A notebook's run: its device, the folder its figures go to and the metrics it records."""
+
+    device: torch.device
+    fig_dir: Path
+    metrics: dict = field(default_factory=dict)
+
+    def save(self, fig, name: str) -> Path:
+        """Save a matplotlib figure as ``fig_dir/name`` (atomically; it still displays in the notebook)."""
+        return viz.save_figure(fig, self.fig_dir / name)
+
+    def write_metrics(self, name: str) -> Path:
+        """Write :attr:`metrics` as ``fig_dir/name`` with floats rounded to 6 significant digits, so a re-run
+        on the same machine rewrites the same file."""
+        path = self.fig_dir / name
+        path.write_text(json.dumps(rounded(self.metrics), indent=2) + "\n")
+        return path
+
+
+def start(device: str = "auto", seed: int = 0, figures: str | Path = "../figures", **record) -> Chapter:
+    """The setup of a chapter: check ``device`` (a clear error for an unknown or absent one), seed torch,
+    create the figure folder (``$GANINV_FIGURES_DIR`` overrides ``figures``), set small figure defaults, and
+    start the metrics with ``record`` (the notebook's parameters worth keeping) and the seed."""
+    import matplotlib.pyplot as plt
+
+    dev = resolve_device(device)
+    torch.manual_seed(seed)
+    fig_dir = Path(os.environ.get(FIGURES_ENV, figures))
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    plt.rcParams.update({"figure.dpi": 80, "font.size": 9})
+    return Chapter(dev, fig_dir, {**{k: str(v) if isinstance(v, Path) else v for k, v in record.items()},
+                                  "seed": seed})  # fmt: skip
+
+
+def rounded(value, digits: int = 6):
+    """``value`` with every float (in nested dicts and lists) rounded to ``digits`` significant digits."""
+    if isinstance(value, float):
+        return value if not math.isfinite(value) or value == 0 else float(f"{value:.{digits}g}")
+    if isinstance(value, Mapping):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
+def claim(text: str, holds: bool | None, why: str = "") -> bool | None:
+    """Print one verdict line: ``text: yes``, ``text: NO`` (with ``why``, the reason it fails in this world,
+    on the next line) or ``text: not measured``. Returns ``holds``."""
+    print(f"{text}: {'not measured' if holds is None else 'yes' if holds else 'NO'}")
+    if holds is False and why:
+        print(f"  why: {why}")
+    return holds
+
+
+def plot_history(
+    ax,
+    history: Sequence[Mapping],
+    series: Mapping[str, str],
+    title: str = "",
+    ylabel: str = "loss",
+    **plot_kw,
+):
+    """One curve per ``series`` item (legend label -> key of the history entries) against ``"step"``, on
+    the matplotlib axes ``ax``; entries without the key are skipped. Labels the axes; a legend when there are
+    several curves."""
+    for label, key in series.items():
+        points = [(h["step"], h[key]) for h in history if key in h]
+        if points:
+            ax.plot(*zip(*points), label=label, **plot_kw)
+    ax.set(xlabel="step", ylabel=ylabel, title=title)
+    if len(series) > 1:
+        ax.legend()
+    return ax

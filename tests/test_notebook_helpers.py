@@ -1,0 +1,63 @@
+"""ganinv.notebook: the chapter setup, verdict lines, live-training curves and the rounded metrics JSON."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from ganinv import notebook as nb  # noqa: E402
+
+
+def test_start_checks_the_device_seeds_and_uses_the_figures_override(tmp_path, monkeypatch):
+    monkeypatch.setenv(nb.FIGURES_ENV, str(tmp_path / "figs"))
+    chapter = nb.start("cpu", 3, "../figures", checkpoint="synthfaces64", smoke=True)
+    a = torch.rand(2)
+    torch.manual_seed(3)
+    assert torch.equal(a, torch.rand(2))  # seeded with SEED
+    assert chapter.device == torch.device("cpu") and chapter.fig_dir == tmp_path / "figs"
+    assert chapter.fig_dir.is_dir() and chapter.metrics == {
+        "checkpoint": "synthfaces64",
+        "smoke": True,
+        "seed": 3,
+    }
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        nb.start("tpu")
+
+
+def test_metrics_are_rounded_so_reruns_write_the_same_file(tmp_path, monkeypatch):
+    monkeypatch.setenv(nb.FIGURES_ENV, str(tmp_path))
+    chapter = nb.start("cpu")
+    chapter.metrics["scores"] = {"fid": 0.08312345678901, "list": [1 / 3, 2.0, float("inf")], "n": 7}
+    text = chapter.write_metrics("m.json").read_text()
+    assert json.loads(text.replace("Infinity", "1e999"))["scores"]["fid"] == 0.0831235
+    chapter.metrics["scores"]["fid"] = 0.08312345678999  # noise in the 12th digit
+    assert chapter.write_metrics("m.json").read_text() == text
+    assert nb.rounded({"a": (0.1234567891, 0.0)}) == {"a": [0.123457, 0.0]}
+
+
+def test_claim_prints_a_verdict_and_why_a_claim_fails(capsys):
+    assert nb.claim("the mixer makes completions diverse", True) is True
+    assert nb.claim("stage 2 reduces seams", False, why="its features are fused at 16 px only") is False
+    nb.claim("needs the full benchmark", None, why="ignored")
+    assert capsys.readouterr().out.splitlines() == [
+        "the mixer makes completions diverse: yes",
+        "stage 2 reduces seams: NO",
+        "  why: its features are fused at 16 px only",
+        "needs the full benchmark: not measured",
+    ]
+
+
+def test_plot_history_draws_one_labelled_curve_per_series():
+    history = [{"step": 1, "d": 1.0, "g": 2.0}, {"step": 2, "d": 0.5}, {"step": 3, "d": 0.4, "g": 1.0}]
+    fig, ax = plt.subplots()
+    nb.plot_history(ax, history, {"D": "d", "G": "g", "absent": "x"}, title="live", ylabel="loss")
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {"D", "G"} and list(lines["G"].get_xdata()) == [1, 3]  # entries without "g" skipped
+    assert ax.get_xlabel() == "step" and ax.get_ylabel() == "loss" and ax.get_legend() is not None
+    plt.close(fig)
