@@ -62,7 +62,9 @@ def test_feature_energy_range():
 def test_long_column_titles_wrap_and_the_title_stays_above_the_grid():
     import matplotlib.pyplot as plt
 
-    fig = viz.image_grid([torch.zeros(2, 3, 8, 8)], col_titles=["face 0", "eyes_closed flipped"], title="holes")
+    fig = viz.image_grid(
+        [torch.zeros(2, 3, 8, 8)], col_titles=["face 0", "eyes_closed flipped"], title="holes"
+    )
     titles = [ax.get_title() for ax in fig.axes[:2]]
     assert titles == ["face 0", "eyes_closed\nflipped"]  # two neighbours' titles would otherwise collide
     fig.canvas.draw()
