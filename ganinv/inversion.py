@@ -19,6 +19,13 @@ average-pooled to their size. The last iterate is returned, as the projector doe
 images must have the encoder's input size; G's output is average-pooled to it when G is larger (as CLCAE's
 release pools 1024 -> 256). ``seconds`` counts the encoder and the G pass(es), per image.
 
+**Released checkpoints**: ``encoder=`` may also be an official pSp / e4e / CLCAE file (``psp_ffhq_encode.pt``,
+``e4e_ffhq_encode.pt``, CLCAE's FFHQ inversion model) or an :class:`~ganinv.models.official.OfficialEncoder`
+(:func:`ganinv.official_checkpoints.load_encoder`); ``generator=`` the same file (its ``decoder.*``). Images
+of any square size are then resized to 256 as pSp's transform does, ``latent_avg`` is added
+(``start_from_latent_avg``), CLCAE's average image subtracted, and CLCAE's f replaces G's 16x16 feature after
+that resolution's ToRGB, as released (``InversionResult.f_before_rgb`` is False).
+
 Images: float ``[N, 3, S, S]`` (or one ``[3, S, S]``) in [-1, 1]; ``uint8`` tensors are accepted and mapped
 by ``p / 127.5 - 1``. Wrong channels, dtype, range or size raise :class:`~ganinv.data.images.ImageError`
 naming the size that was expected and why (G's output size or the encoder's input size).
@@ -42,6 +49,9 @@ from .losses import LossWeights, ReconstructionLoss
 from .models.clcae import CLCAE, load_clcae, reconstruct
 from .models.contrastive import pool_to
 from .models.encoders import E4EEncoder, PSPEncoder, load_encoder
+from .models.official import OfficialEncoder
+from .official_checkpoints import is_official_checkpoint
+from .official_checkpoints import load_encoder as load_official_encoder
 
 METHODS: dict[str, str] = {
     "optim-w": "optimise one w per image (Image2StyleGAN / StyleGAN2 projector in W); image G(w)",
@@ -67,6 +77,7 @@ class InversionResult:
     ``w`` [N, D] (the W code, when the method has one: optim-w, e4e's base code, CLCAE's foundation code),
     ``w_plus`` [N, L, D], ``f`` [N, C, f_res, f_res] (clcae-f only), ``image`` [N, 3, S, S] the reconstruction
     at the input size, ``seconds`` wall time per image, ``losses`` the total loss per optimisation step.
+    ``f_before_rgb``: where f replaces G's feature (False for released CLCAE checkpoints: after the ToRGB).
     """
 
     method: str
@@ -77,6 +88,7 @@ class InversionResult:
     f_res: int | None = None
     seconds: float = 0.0
     losses: list[float] = field(default_factory=list)
+    f_before_rgb: bool = True
 
     @property
     def latent(self) -> torch.Tensor:
@@ -85,33 +97,40 @@ class InversionResult:
 
     def synthesize(self, G: nn.Module, noise_mode: str = "const") -> torch.Tensor:
         """Re-render at G's size: G(latent) or G(w+, f) -> [N, 3, G.size, G.size]."""
-        kw = dict(f=self.f, f_res=self.f_res) if self.f is not None else {}
+        kw = dict(f=self.f, f_res=self.f_res, f_before_rgb=self.f_before_rgb) if self.f is not None else {}
         return G.synthesis(self.latent, noise_mode=noise_mode, **kw)
 
     def latents(self, i: int | None = None) -> dict:
-        """``{"method", "w", "w_plus", "f", "f_res", "seconds"}`` on the CPU (rows ``[i:i+1]`` if ``i``)."""
+        """``{"method", "w", "w_plus", "f", "f_res", "f_before_rgb", "seconds"}`` on the CPU (rows
+        ``[i:i+1]`` if ``i``)."""
 
         def cut(t):
             return None if t is None else (t if i is None else t[i : i + 1]).detach().cpu()
 
         codes = {k: cut(getattr(self, k)) for k in ("w", "w_plus", "f")}
-        return dict(method=self.method, **codes, f_res=self.f_res, seconds=self.seconds)
+        return dict(
+            method=self.method,
+            **codes,
+            f_res=self.f_res,
+            f_before_rgb=self.f_before_rgb,
+            seconds=self.seconds,
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Inputs
 
 
-def prepare_images(images: torch.Tensor, size: int, why: str) -> torch.Tensor:
+def prepare_images(images: torch.Tensor, size: int | None, why: str) -> torch.Tensor:
     """[N, 3, S, S] float in [-1, 1] (a single [3, S, S] gets a batch axis; uint8 is mapped p / 127.5 - 1);
-    ImageError unless ``S == size`` (``why`` names whose size that is)."""
+    ImageError unless ``S == size`` (``why`` names whose size that is; ``size=None``: any square size)."""
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"images must be a torch.Tensor [N, 3, S, S], got {type(images).__name__}")
     x = images.unsqueeze(0) if images.ndim == 3 else images
     if x.dtype == torch.uint8:
         x = x.float() / 127.5 - 1
     check_images(x, None, "images")
-    if x.shape[-1] != size:
+    if size is not None and x.shape[-1] != size:
         raise ImageError(
             f"images are {x.shape[-2]}x{x.shape[-1]} but {why} is {size}x{size}; resize them first "
             f"(ganinv.data.images.load_image(path, size={size}) does it for files)"
@@ -287,8 +306,22 @@ def check_method(method: str) -> None:
 
 def resolve_encoder(method: str, encoder, device: torch.device | str = "cpu") -> nn.Module:
     """The encoder module of an encoder ``method`` from a module, a checkpoint path or a bundled name
-    (``data/pretrained/<name>/<kind>.pt``); a clear CheckpointError when a bundled one is not trained yet."""
+    (``data/pretrained/<name>/<kind>.pt``); a clear CheckpointError when a bundled one is not trained yet.
+    A released pSp / e4e / CLCAE file (or an :class:`OfficialEncoder`) gives an :class:`OfficialEncoder`."""
     kind, cls, train = ENCODERS[method.split("-")[0]]
+    if isinstance(encoder, OfficialEncoder) or (
+        isinstance(encoder, (str, Path))
+        and bundled_name(encoder) is None
+        and is_official_checkpoint(Path(encoder).expanduser())
+    ):
+        official = encoder if isinstance(encoder, OfficialEncoder) else load_official_encoder(encoder)
+        if official.kind != method.split("-")[0]:
+            raise ValueError(
+                f"method {method!r} cannot use a released {official.kind} encoder; use method "
+                f"{official.kind!r}"
+                + (" or 'clcae-w' / 'clcae-w+' / 'clcae-f'" if official.kind == "clcae" else "")
+            )
+        return official.to(device)
     if isinstance(encoder, nn.Module):
         if not isinstance(encoder, cls):
             raise TypeError(f"method {method!r} needs a {cls.__name__}, got {type(encoder).__name__}")
@@ -309,6 +342,19 @@ def resolve_encoder(method: str, encoder, device: torch.device | str = "cpu") ->
     return load_clcae(encoder, device) if kind == "clcae" else load_encoder(encoder, kind, device)
 
 
+def _default_encoder(generator) -> str | None:
+    """The encoder a generator reference implies: its bundled name, or the file itself when it is a released
+    pSp / e4e / CLCAE checkpoint (which holds both)."""
+    name = bundled_name(generator)
+    if (
+        name is None
+        and isinstance(generator, (str, Path))
+        and is_official_checkpoint(Path(generator).expanduser())
+    ):
+        return str(generator)
+    return name
+
+
 def invert(
     images: torch.Tensor,
     method: str = "clcae-f",
@@ -320,9 +366,10 @@ def invert(
     """Invert ``images`` with one of :data:`METHODS` into ``generator`` (a module, a path or a bundled name).
 
     ``encoder`` (encoder methods only): a loaded module, a checkpoint path or a bundled name (default: the
-    generator's name when that is a bundled name). ``device``: None = the generator module's device, or
-    CUDA when available for a loaded one; modules are moved there. ``kwargs``: the optimisation
-    hyper-parameters of :func:`optimize_w` for "optim-*", ``noise_mode`` for encoders.
+    generator's name when that is a bundled name, or the generator's file when that is a released pSp / e4e /
+    CLCAE checkpoint). ``device``: None = the generator module's device, or CUDA when available for a loaded
+    one; modules are moved there. ``kwargs``: the optimisation hyper-parameters of :func:`optimize_w` for
+    "optim-*", ``noise_mode`` for encoders.
     """
     check_method(method)
     if method.startswith("optim") and encoder is not None:
@@ -335,7 +382,7 @@ def invert(
     else:
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         G = load_generator(generator, device=dev)
-        encoder = bundled_name(generator) if encoder is None else encoder
+        encoder = _default_encoder(generator) if encoder is None else encoder
     if method.startswith("optim"):
         fn = optimize_w_plus if method == "optim-w+" else optimize_w
         return fn(G, images, **kwargs)
@@ -343,6 +390,8 @@ def invert(
     if kwargs:
         raise TypeError(f"method {method!r} takes only noise_mode, not {sorted(kwargs)}")
     enc = resolve_encoder(method, encoder, dev)
+    if isinstance(enc, OfficialEncoder):
+        return _invert_official(enc, G, images, method, noise_mode, dev)
     family, size = method.split("-")[0], enc.cfg.backbone.size
     if family == "clcae":
         enc.check_generator(G)
@@ -383,6 +432,42 @@ def invert(
     return InversionResult(method, image, w, w_plus, f, None if f is None else f.shape[-1], seconds)
 
 
+def _invert_official(
+    enc: OfficialEncoder, G: nn.Module, images, method: str, noise_mode: str, dev: torch.device
+) -> InversionResult:
+    """:func:`invert` with a released encoder: any square input size (resized to 256 as pSp's transform
+    does); the image is G's output average-pooled to the input size when G's size is a multiple of it, else
+    G's output as it is."""
+    enc.check_generator(G)
+    if method == "clcae-f" and not enc.has_f:
+        raise ValueError(
+            "this CLCAE checkpoint has no F branch (trained with --not_for_feature); use 'clcae-w+'"
+        )
+    if enc.config.input_nc != 3:
+        raise ValueError(
+            f"this {enc.kind} checkpoint takes {enc.config.input_nc}-channel inputs, not RGB images"
+        )
+    x = prepare_images(images, None, "").to(dev)
+    size = x.shape[-1]
+    out_size = size if size <= G.size and G.size % size == 0 else G.size
+    enc.set_averages(G)  # only what the file lacks (CLCAE: x_avg, and latent_avg when not given)
+    mode = {"clcae-w": "w", "clcae-w+": "w_plus", "clcae-f": "f"}.get(method, "w_plus")
+    was_training = enc.training
+    enc.eval()
+    _sync(dev)
+    start = time.perf_counter()
+    with torch.no_grad():
+        codes = enc.encode(enc.prepare(x))
+        image = pool_to(enc.render(G, codes, mode, noise_mode), out_size)  # [N, 3, out_size, out_size]
+    enc.train(was_training)
+    _sync(dev)
+    seconds = (time.perf_counter() - start) / x.shape[0]
+    w_plus = None if mode == "w" else codes.w_plus
+    f = codes.f if mode == "f" else None
+    f_res = None if f is None else f.shape[-1]
+    return InversionResult(method, image, codes.w, w_plus, f, f_res, seconds, f_before_rgb=f is None)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Files (the `ganinv invert` command)
 
@@ -407,8 +492,14 @@ def invert_files(
     G = load_generator(generator, device=dev)
     enc = None
     if not method.startswith("optim"):
-        enc = resolve_encoder(method, encoder if encoder is not None else bundled_name(generator), dev)
-    size = G.size if enc is None else enc.cfg.backbone.size
+        enc = resolve_encoder(method, encoder if encoder is not None else _default_encoder(generator), dev)
+    size = (
+        G.size
+        if enc is None
+        else enc.input_size
+        if isinstance(enc, OfficialEncoder)
+        else enc.cfg.backbone.size
+    )
     images = []
     for p in map(Path, paths):
         x = load_image(p)

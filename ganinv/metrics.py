@@ -15,6 +15,7 @@ Distribution-level metrics (FID, U-IDS / P-IDS, extractors) live in :mod:`ganinv
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import warnings
@@ -38,6 +39,7 @@ from .fid import (
 
 __all__ = [
     "METRIC_NAMES", "LPIPS", "MissingWeightsError", "mse", "psnr", "ssim", "lpips_features", "id_similarity",
+    "DlibFaceEmbedder", "id_dlib",
     "pairwise_diversity", "summarize", "feature_statistics", "frechet_distance", "fid", "compute_features",
     "SFNExtractor", "InceptionExtractor", "ids_scores", "find_weights",
 ]  # fmt: skip
@@ -51,6 +53,8 @@ METRIC_NAMES: dict[str, str] = {
     "lpips_sfn": "LPIPS-SFN: normalised multi-layer SFN feature distance (not AlexNet LPIPS)",
     "id_sfn": "ID-SFN: cosine similarity of SFN embeddings (not ArcFace)",
     "id_arcface": "ID-ArcFace: cosine similarity of IR-SE50 ArcFace embeddings (local weights)",
+    "id_dlib": "ID-dlib: cosine similarity of dlib's 128-d face descriptors (face-recognition-models' "
+    "ResNet, on 150 px chips aligned from 68 landmarks of the largest detected face); NaN without a face",
     "fid_sfn": "FID-SFN: Frechet distance of SFN embeddings (not Inception; not comparable to papers)",
     "fid_inception_tv": "FID-Inception(torchvision): torchvision Inception-v3 pool features; not the TF-FID "
     "network, so not comparable to published FIDs",
@@ -262,6 +266,66 @@ def id_similarity(x: torch.Tensor, y: torch.Tensor, net) -> torch.Tensor:
 def _cosine_of_embeddings(ex: torch.Tensor, ey: torch.Tensor) -> torch.Tensor:
     """:func:`id_similarity` from the two images' ``net.embed`` (already computed): ``[N]``."""
     return F.cosine_similarity(ex.flatten(1), ey.flatten(1), dim=1, eps=1e-8)
+
+
+class DlibFaceEmbedder:
+    """dlib's face descriptor as an ``embed`` network for :func:`id_similarity` (the ``id_dlib`` metric).
+
+    Per image: dlib's HOG detector finds the faces, the 68-point shape predictor marks the largest (highest
+    score), and ``face_recognition_model_v1`` (``dlib_face_recognition_resnet_model_v1.dat``, a ResNet trained
+    for face verification) maps the 150x150 chip it aligns from those landmarks to 128 numbers. The models
+    come from the ``face-recognition-models`` package (``pip install -e '.[faces]'``); nothing is downloaded.
+    ``upsample``: detector up-sampling (None: 1, or 2 for images under 128 px). Runs on the CPU.
+    """
+
+    def __init__(self, upsample: int | None = None) -> None:
+        from .data.align import FACES_EXTRA, AlignError, _model_file
+
+        try:
+            import dlib
+        except ImportError:
+            raise MissingWeightsError(f"id_dlib needs dlib, which is not installed: {FACES_EXTRA}") from None
+        try:
+            shape_file = _model_file("shape_predictor_68_face_landmarks.dat")
+            model_file = _model_file("dlib_face_recognition_resnet_model_v1.dat")
+        except AlignError as e:
+            raise MissingWeightsError(f"id_dlib: {e}") from None
+        self.detector = dlib.get_frontal_face_detector()
+        self.predictor = dlib.shape_predictor(str(shape_file))
+        self.model = dlib.face_recognition_model_v1(str(model_file))
+        self.upsample = upsample
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, 3, H, W] in [-1, 1] -> [N, 128] descriptors (a NaN row where no face is found)."""
+        import numpy as np
+
+        _check_images(x, "images")
+        pixels = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        pixels = pixels.permute(0, 2, 3, 1).numpy()  # [N, H, W, 3] RGB
+        up = self.upsample if self.upsample is not None else (1 if min(x.shape[-2:]) >= 128 else 2)
+        out = torch.full((x.shape[0], 128), float("nan"))
+        for i, img in enumerate(pixels):
+            img = np.ascontiguousarray(img)
+            rects, scores, _ = self.detector.run(img, up, 0.0)
+            if len(rects):
+                best = rects[max(range(len(rects)), key=lambda j: scores[j])]
+                shape = self.predictor(img, best)
+                out[i] = torch.tensor(list(self.model.compute_face_descriptor(img, shape)))
+        return out.to(x.device)
+
+
+@functools.lru_cache(maxsize=1)
+def _dlib_embedder() -> DlibFaceEmbedder:
+    return DlibFaceEmbedder()
+
+
+def id_dlib(x: torch.Tensor, y: torch.Tensor, embedder: DlibFaceEmbedder | None = None) -> torch.Tensor:
+    """ID-dlib per image ``[N]``: cosine similarity of dlib's face descriptors of ``x`` and ``y`` (aligned
+    real faces; NaN where either image shows no detectable face). The models load once per process;
+    :class:`MissingWeightsError` names the install command when dlib or its models are missing."""
+    _check_pair(x, y)
+    embedder = _dlib_embedder() if embedder is None else embedder
+    return _cosine_of_embeddings(embedder.embed(x), embedder.embed(y))
 
 
 def pairwise_diversity(

@@ -282,11 +282,14 @@ class Generator(nn.Module):
         return_features: bool = False,
         noise: list[torch.Tensor | None] | None = None,
         feature_hook: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
+        f_before_rgb: bool = True,
     ):
         """w or w+ -> image [N, 3, size, size].
 
         ``f`` [N, C(f_res), f_res, f_res] replaces the feature after the second conv at ``f_res`` (the F space
-        of FS / HFGI / CLCAE), blended ``(1 - f_blend) * own + f_blend * f``, before that resolution's ToRGB.
+        of FS / HFGI / CLCAE), blended ``(1 - f_blend) * own + f_blend * f``, before that resolution's ToRGB;
+        ``f_before_rgb=False`` replaces it after that ToRGB instead, where the next resolution reads it, as
+        the FS / CLCAE release does (docs/papers/clcae.md §2.5: the ToRGB at ``f_res`` sees G's own feature).
         ``return_features`` also returns ``{res: feature}`` after the second conv of every resolution
         (conv1 at 4x4), i.e. after any replacement. ``feature_hook(res, x)``, when given, is called at the
         same points (after the F replacement) and its return value replaces the feature, e.g. for the
@@ -311,12 +314,15 @@ class Generator(nn.Module):
             i = 2 * k + 1
             x = self.convs[2 * k](x, w_plus[:, i], noise[i])
             x = self.convs[2 * k + 1](x, w_plus[:, i + 1], noise[i + 1])
-            if f is not None and res == f_res:
+            inject = f is not None and res == f_res
+            if inject and f_before_rgb:
                 x = x + f_blend * (f - x)
             if feature_hook is not None:
                 x = feature_hook(res, x)
-            features[res] = x
             img = to_rgb(x, w_plus[:, i + 2], img)
+            if inject and not f_before_rgb:
+                x = x + f_blend * (f - x)
+            features[res] = x
         return (img, features) if return_features else img
 
     def forward(
