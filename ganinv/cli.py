@@ -193,13 +193,21 @@ def cmd_invert(args: argparse.Namespace) -> None:
     elif hyper:
         sys.exit(f"ganinv invert: error: --steps / --lr / --seed apply to optim-* methods, not {args.method}")
     output_dir(args.out)
+    encoder = args.encoder
+    if args.latent_avg or args.image_avg:  # a released CLCAE file carries neither average
+        from .official_checkpoints import load_encoder
+
+        released = encoder or args.generator
+        encoder = load_encoder(
+            released, _device(args.device), latent_avg=args.latent_avg, image_avg=args.image_avg
+        )
     images = args.images
     if args.align:  # the generator's size: load it once here for that
         from .checkpoints import load_generator
 
         images = aligned_copies(images, load_generator(args.generator).size, Path(args.out) / "aligned")
     written = invert_files(
-        images, args.out, args.method, args.generator, args.encoder, _device(args.device),
+        images, args.out, args.method, args.generator, encoder, _device(args.device),
         batch_size=args.batch_size, log=lambda m: print(m, file=sys.stderr), noise_mode=args.noise_mode,
         **hyper,
     )  # fmt: skip
@@ -438,6 +446,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--perceptual", default="sfn", choices=["sfn", "alex", "vgg"], help="optim-* loss term")
     p.add_argument("--noise-mode", default="const", choices=["const", "random", "none"])
     p.add_argument("--align", action="store_true", help="FFHQ-align each photo first (largest face)")
+    p.add_argument(
+        "--latent-avg", default=None, help="released CLCAE: the StyleGAN2 file whose w_avg it used"
+    )
+    p.add_argument("--image-avg", default=None, help="released CLCAE: its average image (default: G(w_avg))")
     p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--device", default="auto")
     p.set_defaults(fn=cmd_invert)

@@ -33,7 +33,7 @@ The benchmark rows (``ganinv eval inpainting``, ``figures/05_inpainting.json``) 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -443,13 +443,24 @@ def entries_from_specs(
     return entries
 
 
+UNERASED_KEYS = ("psnr_unerased", "lpips_sfn_unerased")
+
+
+def shown(values: Mapping, key: str):
+    """``values[key]`` as tables and figures show it: None ("—", left out) for the unerased-pixel metrics of
+    a method that keeps the known pixels by construction (biharmonic: PSNR at the cap, LPIPS-SFN 0), which are
+    no measurement."""
+    exact = values.get("psnr_unerased", 0.0) >= PSNR_CAP
+    return None if exact and key in UNERASED_KEYS else values[key]
+
+
 def markdown_table(result: dict, keys: Sequence[str] = TABLE_KEYS, bucket: str | None = None) -> str:
-    """The rows of :func:`evaluate_entries` as a Markdown table (best value bold): averaged over the
-    buckets, or for one ``bucket`` label (e.g. "h4")."""
-    rows = {
-        name: {"n": r["n"], **(r["mean"] if bucket is None else r["buckets"][bucket])}
-        for name, r in result["entries"].items()
-    }
+    """The rows of :func:`evaluate_entries` as a Markdown table (best value bold, "—" where :func:`shown`
+    leaves a value out): averaged over the buckets, or for one ``bucket`` label (e.g. "h4")."""
+    rows = {}
+    for name, r in result["entries"].items():
+        values = r["mean"] if bucket is None else r["buckets"][bucket]
+        rows[name] = {"n": r["n"], **{k: shown(values, k) for k in values}}
     return "\n".join(recon_eval.best_bold_rows(rows, keys, LOWER_IS_BETTER))
 
 
@@ -459,10 +470,12 @@ def bucket_figure(result: dict, path: str | None = None, keys: Sequence[str] = (
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.2), constrained_layout=True)
-    for name, r in result["entries"].items():
-        ratio = [b["hole_ratio"] for b in r["buckets"].values()]
-        for ax, k in zip(axes, keys):
-            ax.plot(ratio, [b[k] for b in r["buckets"].values()], marker="o", label=name)
+    for i, (name, r) in enumerate(result["entries"].items()):
+        for ax, k in zip(axes, keys):  # one colour per row in every panel, capped values left out
+            points = [(b["hole_ratio"], shown(b, k)) for b in r["buckets"].values()]
+            points = [(x, y) for x, y in points if y is not None]
+            if points:
+                ax.plot(*zip(*points), marker="o", color=f"C{i % 10}", label=name)
     for ax, k in zip(axes, keys):
         ax.set_xlabel("hole ratio")
         ax.set_title(k + (" (lower is better)" if LOWER_IS_BETTER[k] else " (higher is better)"), fontsize=9)

@@ -246,14 +246,17 @@ def best_bold_rows(
     rows: Mapping[str, Mapping], keys: Sequence[str], lower_is_better: Mapping[str, bool]
 ) -> list[str]:
     """Markdown table lines (header, rule, one row per name with its ``n``) of ``rows`` {name: {"n", key:
-    value}}, the best value of every column in bold (shared by the reconstruction and inpainting tables)."""
+    value}}, the best value of every column in bold (shared by the reconstruction and inpainting tables). A
+    value of None (not meaningful for that row) is shown as "—" and takes no part in the ranking."""
     best = {}
     for k in keys:
-        vals = [r[k] for r in rows.values()]
-        best[k] = min(vals) if lower_is_better[k] else max(vals)
+        vals = [r[k] for r in rows.values() if r[k] is not None]
+        best[k] = (min(vals) if lower_is_better[k] else max(vals)) if vals else None
     lines = ["| method | n | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     for name, r in rows.items():
-        cells = [f"**{r[k]:.4g}**" if r[k] == best[k] else f"{r[k]:.4g}" for k in keys]
+        cells = [
+            "—" if r[k] is None else f"**{r[k]:.4g}**" if r[k] == best[k] else f"{r[k]:.4g}" for k in keys
+        ]
         lines.append(f"| {name} | {r['n']} | " + " | ".join(cells) + " |")
     return lines
 

@@ -388,3 +388,17 @@ def test_missing_keys_and_inconsistent_files_are_refused(tmp_path):
     torch.save(ckpt, tmp_path / "unsafe.pt")
     with pytest.raises(CheckpointError, match="weights_only=True"):
         load_encoder(tmp_path / "unsafe.pt")
+
+
+def test_cli_invert_takes_the_released_clcae_averages(files, tmp_path, recwarn):
+    from ganinv.checkpoints import save_generator
+    from ganinv.cli import main
+
+    G = small_generator(0)
+    G.get_w_avg()
+    save_generator(tmp_path / "stylegan.pt", G)  # the StyleGAN2 file whose w_avg the release used
+    photo = save_image(x256(1)[0, :, ::4, ::4], tmp_path / "face.png")
+    main(["invert", str(photo), "--method", "clcae-w+", "--generator", str(files["clcae"]), "--latent-avg",
+          str(tmp_path / "stylegan.pt"), "--out", str(tmp_path / "out"), "--device", "cpu"])  # fmt: skip
+    assert not [w for w in recwarn if "no latent_avg" in str(w.message)]  # given, not estimated
+    assert torch.load(tmp_path / "out" / "face.pt", weights_only=True)["w_plus"].shape == (1, 8, 32)

@@ -326,3 +326,22 @@ def test_cli_eval_inpainting_rows_add_table_and_errors(tmp_path, sfn, capsys):
     with pytest.raises(SystemExit) as err:
         cli_main([*common, "--entry", "x=nonsense"])
     assert "unknown method" in str(err.value)
+
+
+def test_exact_copies_show_a_dash_not_100_db():
+    import matplotlib.pyplot as plt
+
+    def row(psnr, lpips):
+        values = {"fid_sfn": 0.2, "psnr_unerased": psnr, "lpips_sfn_unerased": lpips, "seam_excess": 0.01,
+                  "diversity_lpips_sfn": 0.5, "hole_ratio": 0.5}  # fmt: skip
+        return {"n": 4, "mean": values, "buckets": {"h2": values}}
+
+    result = {"entries": {"model": row(23.0, 0.4), "biharmonic": row(ie.PSNR_CAP, 0.0)}}
+    keys = ("psnr_unerased", "lpips_sfn_unerased", "seam_excess")
+    table = ie.markdown_table(result, keys).splitlines()
+    assert table[2] == "| model | 4 | **23** | **0.4** | **0.01** |"  # the copy takes no part in the ranking
+    assert table[3] == "| biharmonic | 4 | — | — | **0.01** |"
+    fig = ie.bucket_figure(result, keys=keys)
+    psnr_lines = {line.get_label() for line in fig.axes[0].get_lines()}
+    assert psnr_lines == {"model"} and len(fig.axes[2].get_lines()) == 2  # left out, not drawn at 100 dB
+    plt.close(fig)
