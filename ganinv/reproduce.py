@@ -44,6 +44,9 @@ def execute(path: Path, parameters: dict, output: Path | None = None, timeout: i
         progress_bar=False,
         log_output=True,
         execution_timeout=timeout,
+        # the kernel's own warnings (e.g. ipykernel's "running over TCP without encryption", about a kernel
+        # that only this process talks to, on this machine) are not the notebook's output; errors still show
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
     )
     return output
 
