@@ -22,15 +22,9 @@ from typing import Any
 
 import torch
 
+from .checkpoint_config import DEFAULT_BLUR, DEFAULT_LR_MLP, _short, blur_from_kernel, fit_channel_table
 from .checkpoint_guard import check_declared, layout_problem
-from .checkpoints import (
-    DEFAULT_BLUR,
-    DEFAULT_LR_MLP,
-    CheckpointError,
-    _short,
-    blur_from_kernel,
-    fit_channel_table,
-)
+from .errors import CheckpointError
 from .models.stylegan2 import channel_table
 
 # Constructor argument order, for pickles that recorded positional ``_init_args``.

@@ -54,7 +54,7 @@ def _report(args: argparse.Namespace, result: dict, table, figure=None, merge=No
     ``--json``, ``--figure`` (``figure(result, path)``), then ``table(result)`` (and the JSON if unsaved)."""
     import json
 
-    from .training.contrastive import write_json
+    from .common import write_json
 
     if getattr(args, "add", False):  # the --add / --figure options exist only where _output_options put them
         if not args.json or not Path(args.json).is_file():
@@ -87,8 +87,9 @@ def _output_options(e: argparse.ArgumentParser, figure: str | None = None, add: 
 def cmd_eval_encoder(args: argparse.Namespace) -> None:
     import json
 
+    from .common import write_json
     from .models.sfn import load_sfn
-    from .training.contrastive import build_generator, write_json
+    from .training.contrastive import build_generator
     from .training.encoders import evaluate_encoder, load_trained_encoder
 
     device = _device(args.device)
@@ -162,8 +163,9 @@ def cmd_eval_contrastive(args: argparse.Namespace) -> None:
     import json
 
     from .checkpoints import load_checkpoint
+    from .common import write_json
     from .models.contrastive import load_contrastive
-    from .training.contrastive import build_generator, evaluate_retrieval, write_json
+    from .training.contrastive import build_generator, evaluate_retrieval
 
     device = _device(args.device)
     model = load_contrastive(args.checkpoint, device=device)
@@ -230,9 +232,9 @@ def cmd_eval_gan(args: argparse.Namespace) -> None:
 
 def add_eval_parser(sub) -> None:
     """Register ``ganinv eval`` and its subcommands on the top-level subparsers ``sub``."""
+    from .common import EVAL_SEED
     from .inpaint_eval import BUCKET_NAMES
     from .inpaint_eval import METHODS as INPAINT_METHODS
-    from .training.sfn import EVAL_SEED
 
     p = sub.add_parser("eval", help="evaluate a model on held-out data (see `ganinv eval sfn --help`)")
     eval_sub = p.add_subparsers(dest="model", required=True)
@@ -243,7 +245,7 @@ def add_eval_parser(sub) -> None:
     e.add_argument("--seed", type=int, default=EVAL_SEED, help="held-out SynthFaces seed")
     e.add_argument("--device", default="auto")
     e.set_defaults(fn=cmd_eval_sfn)
-    from .training.contrastive import EVAL_SEED as CONTRASTIVE_EVAL_SEED
+    from .common import EVAL_SEED
 
     e = eval_sub.add_parser("contrastive", help="held-out image <-> w retrieval of CLCAE stage 1")
     e.add_argument("--checkpoint", default="synthfaces64", help="bundled name or path of a contrastive.pt")
@@ -251,12 +253,12 @@ def add_eval_parser(sub) -> None:
         "--generator", default=None, help="generator of the pairs (default: the one it was trained on)"
     )
     e.add_argument("-n", type=positive_int, default=1000, help="held-out pairs")
-    e.add_argument("--seed", type=int, default=CONTRASTIVE_EVAL_SEED, help="held-out seed")
+    e.add_argument("--seed", type=int, default=EVAL_SEED, help="held-out seed")
     e.add_argument("--truncation", type=finite_float, default=1.0)
     e.add_argument("--json", default=None, help="also write the results to this JSON file")
     e.add_argument("--device", default="auto")
     e.set_defaults(fn=cmd_eval_contrastive)
-    from .training.encoders import EVAL_SEED as ENCODER_EVAL_SEED
+    from .common import EVAL_SEED
 
     e = eval_sub.add_parser("encoder", help="held-out reconstruction metrics of a CLCAE / pSp / e4e encoder")
     e.add_argument("--checkpoint", default="synthfaces64", help="clcae.pt / psp_encoder.pt / e4e_encoder.pt")
@@ -265,7 +267,7 @@ def add_eval_parser(sub) -> None:
     e.add_argument("--sfn", default="sfn", help="SFN of the LPIPS-SFN and ID-SFN metrics")
     e.add_argument("--source", default="synthfaces", choices=["synthfaces", "generated"])
     e.add_argument("-n", type=positive_int, default=500, help="held-out images")
-    e.add_argument("--seed", type=int, default=ENCODER_EVAL_SEED, help="held-out seed")
+    e.add_argument("--seed", type=int, default=EVAL_SEED, help="held-out seed")
     e.add_argument("--json", default=None, help="also write the results to this JSON file")
     e.add_argument("--device", default="auto")
     e.set_defaults(fn=cmd_eval_encoder)
@@ -286,7 +288,7 @@ def add_eval_parser(sub) -> None:
         "--optim-n", type=positive_int, default=100, help="images for the optimisation methods (slow)"
     )
     e.add_argument("--optim-steps", type=positive_int, default=300, help="steps of the optimisation methods")
-    e.add_argument("--seed", type=int, default=ENCODER_EVAL_SEED, help="held-out seed")
+    e.add_argument("--seed", type=int, default=EVAL_SEED, help="held-out seed")
     _output_options(e, add=True)
     e.set_defaults(fn=cmd_eval_reconstruction)
     e = eval_sub.add_parser(
@@ -306,7 +308,7 @@ def add_eval_parser(sub) -> None:
         "--optim-n", type=positive_int, default=50, help="images for the optimisation methods (slow)"
     )
     e.add_argument("--optim-steps", type=positive_int, default=300, help="steps of the optimisation methods")
-    e.add_argument("--seed", type=int, default=ENCODER_EVAL_SEED, help="held-out seed")
+    e.add_argument("--seed", type=int, default=EVAL_SEED, help="held-out seed")
     e.add_argument("--batch-size", type=positive_int, default=50)
     _output_options(e, figure="write the fidelity / editability scatter to this PNG")
     e.set_defaults(fn=cmd_eval_editing)

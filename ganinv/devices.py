@@ -32,3 +32,10 @@ def resolve_device(spec: str | torch.device, local_rank: int = 0) -> torch.devic
     if device.index is not None and device.index >= torch.cuda.device_count():
         raise ValueError(f"device {spec!r}: only {torch.cuda.device_count()} GPU(s) are visible")
     return device
+
+
+def sync(device: torch.device | str) -> None:
+    """Wait for the GPU's queued work (timings); nothing on the CPU."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -31,10 +31,10 @@ import torch
 from torch import nn
 
 from . import editing as E
+from .common import EVAL_SEED
 from .inversion import invert
 from .metrics import id_similarity, lpips_features, mse
 from .recon_eval import Entry, check_entries, entry_encoder, factor_changes, held_out
-from .training.gan_eval import EVAL_SEED
 
 # In units of each direction's std. That std is the spread of *all* sampled w along the normal; most samples
 # sit far from the boundary on the majority side, so flipping an attribute takes several std (synthfaces64,

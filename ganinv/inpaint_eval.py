@@ -39,14 +39,16 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from . import recon_eval
+from . import metrics, recon_eval
+from .common import EVAL_SEED, write_json
 from .data.masks import HOLE_BUCKETS, bucket_masks, hole_ratio
+from .devices import sync
 from .fid import SFNExtractor, compute_features, fid, ids_scores
 from .losses import LossWeights, ReconstructionLoss
-from .metrics import lpips_features, mse, pairwise_diversity
+from .metrics import lpips_features, pairwise_diversity
 from .models.inpainting import Inpainter, composite, load_inpainter
-from .training.contrastive import pair_seed, write_json
-from .training.gan_eval import EVAL_SEED, real_images
+from .training.contrastive import pair_seed
+from .training.gan_eval import real_images
 
 __all__ = [
     "EVAL_SEED", "MASK_EVAL_SEED", "Method", "InpainterMethod", "MaskedOptimization", "Biharmonic",
@@ -234,11 +236,6 @@ def seam_excess(done: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torc
 BUCKET_NAMES = tuple(bucket_label(i) for i in range(len(HOLE_BUCKETS)))  # "h0" ... "h4"
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 @torch.no_grad()
 def evaluate_inpainting(
     method: Method | Inpainter,
@@ -273,10 +270,10 @@ def evaluate_inpainting(
         first, psnr, lpips_known, diversity, seams, seconds = [], [], [], [], [], 0.0
         for start in range(0, n, batch_size):
             x, m = real[start : start + batch_size], masks[start : start + batch_size]
-            _sync(dev)
+            sync(dev)
             t0 = time.perf_counter()
             ys = method(x, m, samples, pair_seed(seed, mask_seed, start) >> 2)  # [B, k, 3, S, S]
-            _sync(dev)
+            sync(dev)
             seconds += time.perf_counter() - t0
             if ys.shape != (x.shape[0], samples, *x.shape[1:]):
                 raise ValueError(f"method returned {list(ys.shape)}, expected [{x.shape[0]}, {samples}, ...]")
@@ -284,7 +281,7 @@ def evaluate_inpainting(
             first.append(done[:, 0])
             area = m.mean((1, 2, 3))
             for j in range(samples):
-                psnr.append(10 * torch.log10(4 / mse(ys[:, j], x, m).clamp(min=4 * 10 ** (-PSNR_CAP / 10))))
+                psnr.append(metrics.psnr(ys[:, j], x, m).clamp(max=PSNR_CAP))
                 lpips_known.append(distance(ys[:, j] * m, x * m) / area)
                 seams.append(seam_excess(done[:, j], x, m))
             diversity.append(pairwise_diversity(done.transpose(0, 1), distance, mask=1 - m))

@@ -44,10 +44,10 @@ import torch
 from torch import nn
 
 from .checkpoints import CheckpointError, atomic_save, bundled_name, load_generator, pretrained_dir
-from .data.images import ImageError, check_images, load_image, save_image
+from .data.images import ImageError, check_images, load_image, pool_to, save_image
+from .devices import sync
 from .losses import LossWeights, ReconstructionLoss
 from .models.clcae import CLCAE, load_clcae, reconstruct
-from .models.contrastive import pool_to
 from .models.encoders import E4EEncoder, PSPEncoder, load_encoder
 from .models.official import OfficialEncoder
 from .official_checkpoints import is_official_checkpoint
@@ -136,11 +136,6 @@ def prepare_images(images: torch.Tensor, size: int | None, why: str) -> torch.Te
             f"(ganinv.data.images.load_image(path, size={size}) does it for files)"
         )
     return x
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _device_of(module: nn.Module) -> torch.device:
@@ -233,7 +228,7 @@ def _optimize(G: nn.Module, images: torch.Tensor, plus: bool, hp: dict) -> Inver
         from tqdm.auto import tqdm
 
         bar = tqdm(total=steps, desc="optim-w+" if plus else "optim-w", unit="step")
-    _sync(dev)
+    sync(dev)
     start = time.perf_counter()
     for step in range(steps):
         t = step / steps
@@ -257,7 +252,7 @@ def _optimize(G: nn.Module, images: torch.Tensor, plus: bool, hp: dict) -> Inver
     code = code.detach()
     with torch.no_grad():
         image = pool_to(G.synthesis(code, noise_mode=noise_mode), size)
-    _sync(dev)
+    sync(dev)
     seconds = (time.perf_counter() - start) / n
     method = "optim-w+" if plus else "optim-w"
     w, w_plus = (None, code) if plus else (code, None)
@@ -410,7 +405,7 @@ def invert(
     w = w_plus = f = None
     was_training = enc.training
     enc.eval()  # dropout off; the mode is restored below
-    _sync(dev)
+    sync(dev)
     start = time.perf_counter()
     with torch.no_grad():
         if family == "clcae":
@@ -427,7 +422,7 @@ def invert(
             image = G.synthesis(w_plus, noise_mode=noise_mode)
         image = pool_to(image, size)  # [N, 3, S, S]
     enc.train(was_training)
-    _sync(dev)
+    sync(dev)
     seconds = (time.perf_counter() - start) / x.shape[0]
     return InversionResult(method, image, w, w_plus, f, None if f is None else f.shape[-1], seconds)
 
@@ -454,13 +449,13 @@ def _invert_official(
     mode = {"clcae-w": "w", "clcae-w+": "w_plus", "clcae-f": "f"}.get(method, "w_plus")
     was_training = enc.training
     enc.eval()
-    _sync(dev)
+    sync(dev)
     start = time.perf_counter()
     with torch.no_grad():
         codes = enc.encode(enc.prepare(x))
         image = pool_to(enc.render(G, codes, mode, noise_mode), out_size)  # [N, 3, out_size, out_size]
     enc.train(was_training)
-    _sync(dev)
+    sync(dev)
     seconds = (time.perf_counter() - start) / x.shape[0]
     w_plus = None if mode == "w" else codes.w_plus
     f = codes.f if mode == "f" else None

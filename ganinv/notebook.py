@@ -5,7 +5,6 @@ metrics JSON it writes (:meth:`Chapter.write_metrics`), so each notebook shows o
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from pathlib import Path
 import torch
 
 from . import viz
+from .common import rounded
 from .devices import resolve_device
 
 FIGURES_ENV = "GANINV_FIGURES_DIR"  # the tests send a notebook's figures and JSON here instead of figures/
@@ -52,17 +52,6 @@ def start(device: str = "auto", seed: int = 0, figures: str | Path = "../figures
     plt.rcParams.update({"figure.dpi": 80, "font.size": 9})
     return Chapter(dev, fig_dir, {**{k: str(v) if isinstance(v, Path) else v for k, v in record.items()},
                                   "seed": seed})  # fmt: skip
-
-
-def rounded(value, digits: int = 6):
-    """``value`` with every float (in nested dicts and lists) rounded to ``digits`` significant digits."""
-    if isinstance(value, float):
-        return value if not math.isfinite(value) or value == 0 else float(f"{value:.{digits}g}")
-    if isinstance(value, Mapping):
-        return {k: rounded(v, digits) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [rounded(v, digits) for v in value]
-    return value
 
 
 def claim(text: str, holds: bool | None, why: str = "") -> bool | None:

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .common import EVAL_SEED
 from .data import synthfaces as sf
+from .data.images import pool_to
 from .inversion import check_method, invert, resolve_encoder
 from .metrics import id_similarity, lpips_features, mse, psnr, ssim, summarize
-from .models.contrastive import pool_to
-from .training.gan_eval import EVAL_SEED
 
 METRIC_KEYS = ("mse", "psnr", "ssim", "lpips_sfn", "id_sfn", "factor_error", "seconds_per_image")
 LOWER_IS_BETTER = {"mse": True, "psnr": False, "ssim": False, "lpips_sfn": True, "id_sfn": False,

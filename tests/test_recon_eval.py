@@ -11,8 +11,8 @@ from ganinv import recon_eval
 from ganinv.checkpoints import save_generator
 from ganinv.cli import main
 from ganinv.data import synthfaces as sf
+from ganinv.data.images import pool_to
 from ganinv.metrics import id_similarity, mse
-from ganinv.models.contrastive import pool_to
 from ganinv.models.encoders import PSPEncoder, WPlusEncoderConfig, save_encoder
 from ganinv.models.sfn import SFN, SFNConfig
 

@@ -10,9 +10,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
+
+from .. import common
+from ..devices import sync
 
 
 def machine_info() -> dict:
@@ -29,11 +31,6 @@ def machine_info() -> dict:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
-
-
-def sync(device: torch.device | str) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
 
 
 def time_per_call(
@@ -56,11 +53,10 @@ def time_per_call(
 
 
 def write_json(result: dict, path: str | os.PathLike | None) -> None:
-    text = json.dumps(result, indent=2)
-    print(text)
+    """Print a benchmark's result and, with ``path``, write it there (atomically)."""
+    print(json.dumps(result, indent=2))
     if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text + "\n")
+        common.write_json(result, path)
 
 
 def run_python(args: list[str], env: dict[str, str] | None = None, timeout: float = 600) -> dict:

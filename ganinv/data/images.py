@@ -207,6 +207,16 @@ def check_images(x, size: int | None = None, name: str = "images") -> torch.Tens
     return x
 
 
+def pool_to(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Average-pool ``[N, C, H, H]`` down to ``size`` (the release's ``face_pool``); H must be a multiple."""
+    h = image.shape[-1]
+    if h == size:
+        return image
+    if h < size or h % size or image.shape[-2] != h:
+        raise ValueError(f"cannot pool images of shape {list(image.shape)} to {size}x{size}")
+    return torch.nn.functional.avg_pool2d(image, h // size)
+
+
 def to_uint8(images):
     """Map images in ``[-1, 1]`` to ``uint8`` in ``0..255`` (rounded, clipped); same shape and layout.
 

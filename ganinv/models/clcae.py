@@ -52,7 +52,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoints import build_checked, load_checkpoint, load_state_strict, save_checkpoint, stored_config
-from .contrastive import ContrastiveAligner, pool_to
+from ..configs import FromDict
+from ..data.images import pool_to
+from .contrastive import ContrastiveAligner
 from .encoders import EncoderConfig, FeaturePyramid, Map2Style, Pyramid, check_images
 from .layers import check_shape
 
@@ -61,7 +63,7 @@ RECONSTRUCT_MODES = ("w", "w_plus", "f")
 
 
 @dataclass
-class CLCAEConfig:
+class CLCAEConfig(FromDict):
     """Constructor arguments of :class:`CLCAE` (defaults: the 64 px synthfaces64 G, "small" backbone)."""
 
     backbone: EncoderConfig = field(default_factory=EncoderConfig)  # backbone.size = encoder input size
@@ -109,14 +111,6 @@ class CLCAEConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> CLCAEConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"CLCAEConfig: unknown field(s) {unknown}; known: {sorted(names)}")
-        return cls(**values)
 
     @classmethod
     def for_generator(

@@ -47,12 +47,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoints import build_checked, load_checkpoint, load_state_strict, save_checkpoint, stored_config
+from ..configs import FromDict
+from ..data.images import pool_to
 from .encoders import EncoderConfig, FeaturePyramid, Map2Style, check_images
 from .layers import check_shape
 
 
 @dataclass
-class ContrastiveModelConfig:
+class ContrastiveModelConfig(FromDict):
     """Constructor arguments of :class:`ContrastiveAligner` (the defaults suit the 64 px synthfaces64 G)."""
 
     backbone: EncoderConfig = field(default_factory=EncoderConfig)  # h_I's trunk; backbone.size = image size
@@ -86,14 +88,6 @@ class ContrastiveModelConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> ContrastiveModelConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"ContrastiveModelConfig: unknown field(s) {unknown}; known: {sorted(names)}")
-        return cls(**values)
 
 
 class ProjectionHead(nn.Sequential):
@@ -255,16 +249,6 @@ class ContrastiveAligner(nn.Module):
     def forward(self, image: torch.Tensor, w: torch.Tensor) -> InfoNCE:
         """The stage-1 loss of a batch of pairs (``image[i] = G(w[i])``), negatives within the batch."""
         return info_nce(self.embed_image(image), self.embed_latent(w), self.temperature)
-
-
-def pool_to(image: torch.Tensor, size: int) -> torch.Tensor:
-    """Average-pool ``[N, C, H, H]`` down to ``size`` (the release's ``face_pool``); H must be a multiple."""
-    h = image.shape[-1]
-    if h == size:
-        return image
-    if h < size or h % size or image.shape[-2] != h:
-        raise ValueError(f"cannot pool images of shape {list(image.shape)} to {size}x{size}")
-    return F.avg_pool2d(image, h // size)
 
 
 def alignment_loss(model: ContrastiveAligner, image: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

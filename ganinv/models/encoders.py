@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..configs import FromDict
 from .layers import EqualLinear, check_shape
 
 BACKBONES: dict[str, dict] = {
@@ -60,7 +61,7 @@ BACKBONES: dict[str, dict] = {
 
 
 @dataclass
-class EncoderConfig:
+class EncoderConfig(FromDict):
     """Backbone hyper-parameters (the defaults are the ``small`` preset at 64 px)."""
 
     size: int = 64  # input resolution S: images must be [N, in_channels, S, S]
@@ -107,14 +108,6 @@ class EncoderConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> EncoderConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"EncoderConfig: unknown field(s) {unknown}; known: {sorted(names)}")
-        return cls(**values)
 
     @classmethod
     def preset(cls, name: str, size: int | None = None, **overrides) -> EncoderConfig:

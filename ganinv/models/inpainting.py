@@ -64,6 +64,7 @@ from ..checkpoints import (
     save_checkpoint,
     stored_config,
 )
+from ..configs import FromDict
 from ..data.masks import check_mask
 from .encoders import EncoderConfig, Pyramid, WPlusEncoderConfig, _StyleEncoder, check_images
 from .layers import check_shape
@@ -79,7 +80,7 @@ def _require(ok: bool, message: str) -> None:
 
 
 @dataclass
-class InpaintingConfig:
+class InpaintingConfig(FromDict):
     """Constructor arguments of :class:`Inpainter`; the defaults fit the 64 px synthfaces64 generator."""
 
     # backbone.in_channels must be 4 (RGB + mask)
@@ -138,14 +139,6 @@ class InpaintingConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> InpaintingConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"InpaintingConfig: unknown field(s) {unknown}; known: {sorted(names)}")
-        return cls(**values)
 
     @classmethod
     def for_generator(cls, G: nn.Module, backbone: str = "small", **overrides) -> InpaintingConfig:

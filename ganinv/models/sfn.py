@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoints import build_checked, load_checkpoint, load_state_strict, save_checkpoint, stored_config
+from ..configs import FromDict
 from ..data import synthfaces as sf
 
 
@@ -43,7 +44,7 @@ def _default_categorical() -> tuple[tuple[str, int], ...]:
 
 
 @dataclass
-class SFNConfig:
+class SFNConfig(FromDict):
     """Constructor arguments of :class:`SFN` (stored in checkpoints, so a model knows its own heads)."""
 
     size: int = 64  # working resolution; other input sizes are resized to it
@@ -73,14 +74,6 @@ class SFNConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> SFNConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"SFNConfig: unknown field(s) {unknown}; known: {sorted(names)}")
-        return cls(**values)
 
 
 class _Stage(nn.Module):

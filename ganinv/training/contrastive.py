@@ -17,7 +17,6 @@ in the release, remote embeddings carry no gradient.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 
 from ..checkpoints import CheckpointError, load_generator, save_generator
+from ..common import EVAL_SEED, write_json
 from ..models.contrastive import (
     ContrastiveAligner,
     ContrastiveModelConfig,
@@ -52,7 +52,6 @@ from .loop import (
 )
 
 TRAIN_STREAM, EVAL_STREAM = 1, 2  # first word of the pair seeds: training and held-out pairs never meet
-EVAL_SEED = 1_000_003  # default held-out seed
 TINY_RANDOM = "tiny-random"  # generator name: a randomly initialised 32 px generator (tests, demos)
 
 
@@ -357,11 +356,3 @@ def evaluate_retrieval(
     off = ~torch.eye(n, dtype=torch.bool)
     result["cos_positive"], result["cos_negative"] = cos.diagonal().mean().item(), cos[off].mean().item()
     return result
-
-
-def write_json(values: dict, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(values, indent=2) + "\n")
-    os.replace(tmp, path)

@@ -48,6 +48,9 @@ import torch
 from torch import nn
 
 from ..checkpoints import CheckpointError, load_checkpoint
+from ..common import EVAL_SEED, write_json
+from ..data.images import pool_to
+from ..devices import sync
 from ..losses import LossWeights, ReconstructionLoss, feature_regulariser
 from ..metrics import id_similarity, lpips_features, mse, psnr, ssim, summarize
 from ..models.clcae import (
@@ -59,7 +62,7 @@ from ..models.clcae import (
     load_clcae,
     save_clcae,
 )
-from ..models.contrastive import ContrastiveAligner, alignment_loss, load_contrastive, pool_to
+from ..models.contrastive import ContrastiveAligner, alignment_loss, load_contrastive
 from ..models.encoders import E4EEncoder, PSPEncoder, WPlusEncoderConfig, load_encoder, save_encoder
 from ..models.sfn import load_sfn
 from ..models.stylegan2 import Generator
@@ -71,10 +74,9 @@ from .contrastive import (
     held_out_pairs,
     make_pairs,
     pair_seed,
-    write_json,
 )
 from .gan import RealImages
-from .gan_eval import EVAL_SEED, real_images
+from .gan_eval import real_images
 from .loop import (
     LoopConfig,
     Progress,
@@ -455,11 +457,6 @@ def _outputs(out) -> list[tuple[str, torch.Tensor, dict]]:
     return [("w_plus", out, {})]
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 @torch.no_grad()
 def evaluate_encoder(
     model: nn.Module,
@@ -497,12 +494,12 @@ def evaluate_encoder(
         x = x.to(dev)
         t0 = time.perf_counter()
         out = model(x)
-        _sync(dev)
+        sync(dev)
         t_encode = time.perf_counter() - t0
         for name, codes, kw in _outputs(out):
             t0 = time.perf_counter()
             image = pool_to(G.synthesis(codes, noise_mode="const", **kw), size).clamp(-1, 1)
-            _sync(dev)
+            sync(dev)
             seconds[name] += t_encode + time.perf_counter() - t0
             v = values[name]
             v["mse"].append(mse(image, x))

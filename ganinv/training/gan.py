@@ -25,13 +25,13 @@ from ..checkpoints import (
     save_discriminator,
     save_generator,
 )
+from ..configs import config_from_dict
 from ..models.stylegan2 import Discriminator, Generator
 from .loop import (
     LoopConfig,
     Processes,
     Progress,
     begin,
-    config_from_dict,
     ema_update,
     from_preset,
     keep_snapshot,

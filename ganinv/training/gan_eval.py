@@ -9,11 +9,10 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..common import EVAL_SEED
 from ..data.synthfaces import BINARY_ATTRIBUTES, SynthFaces, edit_factors, render, sample_factors
 from ..fid import SFNExtractor, compute_features, fid
 from ..models.stylegan2 import Generator
-
-EVAL_SEED = 1_000_003  # SynthFaces seed of evaluation images (training uses other seeds)
 
 
 def gaussian_blur(images: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:

@@ -50,12 +50,13 @@ import torch
 import torch.nn.functional as F
 
 from ..checkpoints import CheckpointError, load_discriminator, save_discriminator
+from ..common import write_json
 from ..data.masks import bucket_masks
 from ..losses import LossWeights, ReconstructionLoss
 from ..models.inpainting import Inpainter, InpaintingConfig, load_inpainter, save_inpainter
 from ..models.sfn import SFN, SFNConfig, load_sfn
 from ..models.stylegan2 import Discriminator, Generator
-from .contrastive import TINY_RANDOM, build_generator, export_generator, pair_seed, write_json
+from .contrastive import TINY_RANDOM, build_generator, export_generator, pair_seed
 from .gan import discriminator_step, lazy_adam
 from .loop import (
     LoopConfig,

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..checkpoints import CheckpointError, atomic_save, check_torch_file
+from ..configs import config_from_dict
 from ..devices import resolve_device
 
 STATE_FILE = "training_state.pt"
@@ -86,15 +87,6 @@ class LoopConfig:
                 f"{out} already holds a run ({STATE_FILE}): pass --resume true to continue it, --overwrite "
                 "true to start over (its training state is replaced), or choose another --out-dir"
             )
-
-
-def config_from_dict(cls: type, values: dict):
-    """Build config ``cls`` from a dict, rejecting unknown fields with a clear error."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}; known: {sorted(names)}")
-    return cls(**values)
 
 
 _FIELD_COMMENT = re.compile(r"^    (\w+)\s*:[^=#]+=[^#]*#\s*(.+?)\s*$")

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..common import EVAL_SEED
 from ..data import synthfaces as sf
 from ..models.sfn import SFN, SFNConfig, save_sfn
 from .loop import (
@@ -62,7 +63,6 @@ NUISANCE_FACTORS: tuple[str, ...] = (
 IDENTITY_FACTORS: tuple[str, ...] = tuple(n for n in sf.FACTOR_NAMES if n not in NUISANCE_FACTORS)
 
 NUISANCE_SEED_OFFSET = 7_777_777  # the nuisance factors of positives come from seed data_seed + this
-EVAL_SEED = 1_000_003  # held-out SynthFaces seed used by evaluate() (training uses data_seed, 0 by default)
 
 
 @dataclass

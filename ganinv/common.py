@@ -1,0 +1,34 @@
+"""Small pieces every layer shares (models, trainers, evaluators, benchmarks): the held-out evaluation seed,
+atomic JSON writing and rounding of result numbers. Imports nothing from the package."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+EVAL_SEED = 1_000_003  # SynthFaces seed and pair stream of every held-out evaluation; training uses others
+
+
+def write_json(values: Mapping, path: str | os.PathLike) -> Path:
+    """Write ``values`` as indented JSON to ``path`` atomically (a temporary file, then a rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(values, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def rounded(value, digits: int = 6):
+    """``value`` with every float (in nested dicts and lists) rounded to ``digits`` significant digits, so a
+    re-run on the same machine writes the same file."""
+    if isinstance(value, float):
+        return value if not math.isfinite(value) or value == 0 else float(f"{value:.{digits}g}")
+    if isinstance(value, Mapping):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v, digits) for v in value]
+    return value
