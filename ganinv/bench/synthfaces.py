@@ -8,15 +8,14 @@ it is single-threaded by construction; torch is set to one thread as well for th
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from ganinv.common import write_json
 from ganinv.data import synthfaces as _sf
 
 __all__ = ["add_arguments", "main", "run"]
@@ -81,9 +80,7 @@ def run(
         torch.set_num_threads(threads)
     out = {"benchmark": "synthfaces", "machine": _machine(), "results": results}
     if json_path is not None:
-        path = Path(json_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(out, indent=2) + "\n")
+        write_json(out, json_path)
     return out
 
 

@@ -24,19 +24,17 @@ atomic checkpoints, resume and the progress bar.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..common import EVAL_SEED
+from ..common import EVAL_SEED, write_json
 from ..data import synthfaces as sf
 from ..models.sfn import SFN, SFNConfig, save_sfn
 from .loop import (
@@ -386,9 +384,5 @@ def evaluate(
     result["nuisance_factors"] = list(NUISANCE_FACTORS)
     model.train(was_training)
     if json_path is not None:
-        path = Path(json_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        os.replace(tmp, path)
+        write_json(result, json_path)
     return result
