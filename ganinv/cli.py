@@ -370,6 +370,7 @@ def cmd_inpaint(args: argparse.Namespace) -> None:
             f"--mask {args.mask} is all hole (black): the completions ignore the image", stacklevel=1
         )
     known = (x, mask) if args.paste else ()  # --paste: the known pixels onto every result (edits too)
+    d = directions[edit[0]] if directions is not None else None  # the --edit direction
     save_image((x * mask)[0].cpu(), out / "erased.png")
     results, edited = [], []  # [3, S, S] each, on the CPU: the grids
     outputs = model.iter_outputs(x, mask, n=args.n, seed=args.seed, stage=args.stage)
@@ -378,7 +379,6 @@ def cmd_inpaint(args: argparse.Namespace) -> None:
         save_image(y, out / f"result_{i:02d}.png")
         results.append(y)
         if directions is not None:
-            d = directions[edit[0]]
             with torch.no_grad():  # pasted, the edit shows in the holes only
                 e = stack_samples([apply_edit(model.G, o, d, edit[1] * d.std)["image"]], *known)[0, 0]
             edited.append(e.clamp(-1, 1).cpu())

@@ -45,7 +45,7 @@ from torch import nn
 
 from .checkpoints import CheckpointError, atomic_save, bundled_name, load_generator, pretrained_dir
 from .data.images import ImageError, check_images, load_image, pool_to, save_image
-from .devices import sync
+from .devices import resolve_device, sync
 from .losses import LossWeights, ReconstructionLoss
 from .models.clcae import CLCAE, load_clcae, reconstruct
 from .models.encoders import E4EEncoder, PSPEncoder, load_encoder
@@ -375,7 +375,7 @@ def invert(
         dev = torch.device(device) if device else _device_of(generator)
         G = generator.to(dev)
     else:
-        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        dev = resolve_device(device or "auto")
         G = load_generator(generator, device=dev)
         encoder = _default_encoder(generator) if encoder is None else encoder
     if method.startswith("optim"):
@@ -483,7 +483,7 @@ def invert_files(
     input. Every image is read and checked before anything is written; square images of another size are
     resized (Lanczos, noted via ``log``), non-square or unreadable ones raise ImageError."""
     check_method(method)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = resolve_device(device or "auto")
     G = load_generator(generator, device=dev)
     enc = None
     if not method.startswith("optim"):
