@@ -343,6 +343,7 @@ def cmd_inpaint(args: argparse.Namespace) -> None:
     from .data.masks import load_mask
     from .editing import apply_edit, load_directions
     from .models.inpainting import load_inpainter, stack_samples
+    from .viz import outline
 
     check_count(args.n, MAX_COMPLETIONS, args.no_limit)
     edit = parse_edit(args.edit) if args.edit else None
@@ -369,7 +370,8 @@ def cmd_inpaint(args: argparse.Namespace) -> None:
         warnings.warn(
             f"--mask {args.mask} is all hole (black): the completions ignore the image", stacklevel=1
         )
-    known = (x, mask) if args.paste else ()  # --paste: the known pixels onto every result (edits too)
+    # --paste: the known pixels onto every result (edits too), seamlessly unless "hard"
+    known = (x, mask, args.paste == "seamless") if args.paste != "none" else ()
     d = directions[edit[0]] if directions is not None else None  # the --edit direction
     save_image((x * mask)[0].cpu(), out / "erased.png")
     results, edited = [], []  # [3, S, S] each, on the CPU: the grids
@@ -382,10 +384,15 @@ def cmd_inpaint(args: argparse.Namespace) -> None:
             with torch.no_grad():  # pasted, the edit shows in the holes only
                 e = stack_samples([apply_edit(model.G, o, d, edit[1] * d.std)["image"]], *known)[0, 0]
             edited.append(e.clamp(-1, 1).cpu())
-    save_image(torch.stack(results), out / "grid.png", nrow=min(args.n, 8))
-    what = "grid.png, result_*.png, erased.png"
+
+    def grid(images: list[torch.Tensor]) -> torch.Tensor:
+        g = torch.stack(images)  # [n, 3, S, S]
+        return outline(g, mask.cpu()) if args.outline else g
+
+    save_image(grid(results), out / "grid.png", nrow=min(args.n, 8))
+    what = f"grid.png, result_*.png ({'raw' if args.paste == 'none' else args.paste + ' paste'}), erased.png"
     if edited:
-        save_image(torch.stack(edited), out / "edited_grid.png", nrow=min(args.n, 8))
+        save_image(grid(edited), out / "edited_grid.png", nrow=min(args.n, 8))
         what += f", edited_grid.png ({edit[0]} {edit[1]:+g} sigma)"
     print(f"wrote {args.n} completions of {args.image} to {out} ({what})")
 
@@ -454,6 +461,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="auto")
     p.set_defaults(fn=cmd_invert)
 
+    from .models.inpainting import PASTE_MODES
+
     p = sub.add_parser("inpaint", help="diverse completions of an image with holes (white = keep in MASK)")
     p.add_argument("image", metavar="IMAGE", help="square image file (resized to the model's size)")
     p.add_argument("--mask", required=True, help="mask image: white = keep, black = hole")
@@ -469,8 +478,15 @@ def main(argv: list[str] | None = None) -> None:
     align_help = "FFHQ-align the photo first (written as OUT/<image>.png; MASK is for that crop)"
     p.add_argument("--align", action="store_true", help=align_help)
     p.add_argument(
-        "--paste", action="store_true", help="paste the known pixels onto the results (and the edited ones)"
+        "--paste",
+        nargs="?",
+        const="seamless",
+        default="seamless",
+        choices=PASTE_MODES,
+        help="how the known pixels go onto the results (and the edited ones): 'seamless' (default: Poisson "
+        "paste, no colour step at the hole border), 'hard' (plain copy) or 'none' (raw generator outputs)",
     )
+    p.add_argument("--outline", action="store_true", help="draw the hole border (yellow) on the grids")
     p.add_argument(
         "--edit",
         default=None,

@@ -22,7 +22,9 @@ seed ``MASK_EVAL_SEED``). Per bucket (our protocol; the paper's is unknown):
 * ``diversity_lpips_sfn``: mean pairwise LPIPS-SFN between the k completions of an input inside the holes
   (:func:`ganinv.metrics.pairwise_diversity`), averaged over inputs;
 * ``seam_excess``: colour seams at the hole border of the pasted completion, :func:`seam_excess` (mean over
-  the k samples; 0 = the border is as smooth as in the original, > 0 = a visible edge);
+  the k samples; 0 = the border is as smooth as in the original, > 0 = a visible edge); a method with
+  ``seamless = True`` (the row "inpainter-seamless") is pasted with :func:`ganinv.blending.seamless_paste`
+  for this and the other pasted-image metrics, its raw outputs (PSNR / LPIPS-SFN unerased) unchanged;
 * ``seconds_per_image``: wall time of the method per completed image (one sample of one input; a
   deterministic method computes once for its k identical samples).
 
@@ -37,15 +39,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from . import metrics, recon_eval
+from .blending import biharmonic_inpaint
 from .common import EVAL_SEED, write_json
 from .data.masks import HOLE_BUCKETS, bucket_masks, hole_ratio
 from .devices import sync
 from .fid import SFNExtractor, compute_features, fid, ids_scores
 from .losses import LossWeights, ReconstructionLoss
-from .metrics import lpips_features, pairwise_diversity
+from .metrics import lpips_features, pairwise_diversity, seam_excess
 from .models.inpainting import Inpainter, composite, load_inpainter
 from .training.contrastive import pair_seed
 from .training.gan_eval import real_images
@@ -69,10 +71,12 @@ def _repeat(y: torch.Tensor, k: int) -> torch.Tensor:
 
 class InpainterMethod:
     """An :class:`Inpainter` as a method: ``mixing=True`` samples ``mapping(z)`` per completion
-    (:meth:`Inpainter.sample`); ``mixing=False`` is the encoder alone (w⁺_mix = w⁺_e), deterministic."""
+    (:meth:`Inpainter.sample`); ``mixing=False`` is the encoder alone (w⁺_mix = w⁺_e), deterministic.
+    ``seamless``: the evaluation pastes the known pixels with the Poisson paste
+    (:func:`ganinv.blending.seamless_paste`) instead of a plain one; the raw outputs are the same."""
 
-    def __init__(self, model: Inpainter, stage: int = 2, mixing: bool = True) -> None:
-        self.model, self.stage, self.mixing = model.eval(), stage, mixing
+    def __init__(self, model: Inpainter, stage: int = 2, mixing: bool = True, seamless: bool = False) -> None:
+        self.model, self.stage, self.mixing, self.seamless = model.eval(), stage, mixing, seamless
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, mask: torch.Tensor, k: int, seed: int) -> torch.Tensor:
@@ -123,74 +127,6 @@ class MaskedOptimization:
         return torch.stack([self.fit(x, mask, w0) for w0 in starts], dim=1)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Biharmonic inpainting
-
-
-def _second_differences(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """u [B, H, W] -> (u_xx [B, H, W-2], u_yy [B, H-2, W], u_xy [B, H-1, W-1]) by finite differences."""
-    dxx = u[..., :, :-2] - 2 * u[..., :, 1:-1] + u[..., :, 2:]
-    dyy = u[..., :-2, :] - 2 * u[..., 1:-1, :] + u[..., 2:, :]
-    dxy = u[..., 1:, 1:] - u[..., 1:, :-1] - u[..., :-1, 1:] + u[..., :-1, :-1]
-    return dxx, dyy, dxy
-
-
-def _thin_plate(u: torch.Tensor) -> torch.Tensor:
-    """Gradient of E(u) = ½ (|u_xx|² + |u_yy|² + 2 |u_xy|²) (discrete thin-plate energy), i.e.
-    ``Dxxᵀ Dxx u + Dyyᵀ Dyy u + 2 Dxyᵀ Dxy u``; away from the border it is the 13-point biharmonic stencil."""
-    pad = F.pad
-    dxx, dyy, dxy = _second_differences(u)
-    out = pad(dxx, (0, 2)) - 2 * pad(dxx, (1, 1)) + pad(dxx, (2, 0))
-    out = out + pad(dyy, (0, 0, 0, 2)) - 2 * pad(dyy, (0, 0, 1, 1)) + pad(dyy, (0, 0, 2, 0))
-    cross = pad(dxy, (1, 0, 1, 0)) - pad(dxy, (0, 1, 1, 0)) - pad(dxy, (1, 0, 0, 1)) + pad(dxy, (0, 1, 0, 1))
-    return out + 2 * cross
-
-
-@torch.no_grad()
-def biharmonic_inpaint(
-    x: torch.Tensor, mask: torch.Tensor, tol: float = 1e-9, max_iter: int = 20000
-) -> torch.Tensor:
-    """Fill the holes of ``x`` [N, C, H, W] (``mask`` [N or 1, 1, H, W], 1 = keep) with the minimiser of the
-    discrete thin-plate energy (:func:`_thin_plate`) with the known pixels fixed: a biharmonic function
-    inside the hole, so linear ramps are reproduced exactly and known pixels are returned unchanged.
-
-    Solved per image and channel by conjugate gradients in float64 (``A = P K P`` on hole pixels, K the
-    energy's Hessian, P the hole projector) until |r| <= tol·|b| (b = -P K x_known) or ``max_iter``
-    iterations, from the mean of the known pixels. Iterations grow with the hole's diameter (about
-    2-4k for 64 px images with 60-100 % holes)."""
-    n, c, h, w = x.shape
-    m = mask.to(x).expand(n, 1, h, w).expand(n, c, h, w).reshape(n * c, h, w).double()
-    known = x.reshape(n * c, h, w).double() * m
-    hole = 1 - m
-    if h < 3 or w < 3 or not hole.any():
-        return x.clone()
-    area = m.sum((1, 2), keepdim=True)
-    mean = torch.where(area > 0, known.sum((1, 2), keepdim=True) / area.clamp(min=1), torch.zeros_like(area))
-
-    def apply(v: torch.Tensor) -> torch.Tensor:
-        return hole * _thin_plate(hole * v)
-
-    def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return (a * b).sum((1, 2), keepdim=True)  # [B, 1, 1]
-
-    b = -hole * _thin_plate(known)
-    u = hole * mean
-    r = b - apply(u)
-    p, rr = r.clone(), dot(r, r)
-    limit = tol**2 * dot(b, b).clamp(min=1e-300)
-    for _ in range(max_iter):
-        if bool((rr <= limit).all()):
-            break
-        ap = apply(p)
-        pap = dot(p, ap)
-        alpha = torch.where(pap > 0, rr / pap.clamp(min=1e-300), torch.zeros_like(pap))
-        u, r = u + alpha * p, r - alpha * ap
-        rr_new = dot(r, r)
-        p = r + torch.where(rr > 0, rr_new / rr.clamp(min=1e-300), torch.zeros_like(rr)) * p
-        rr = rr_new
-    return (known + hole * u).reshape(n, c, h, w).to(x.dtype)
-
-
 class Biharmonic:
     """Classical baseline: :func:`biharmonic_inpaint`, deterministic (the k samples are identical)."""
 
@@ -214,23 +150,6 @@ def bucket_label(bucket: int | tuple[float, float]) -> str:
     if isinstance(bucket, int):
         return f"h{bucket}"
     return "-".join(f"{float(v):.2f}" for v in bucket)
-
-
-def seam_excess(done: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Per image [N]: mean over the 4-neighbour pixel pairs (p known, q in the hole) of
-    ``|done(p) - done(q)| - |x(p) - x(q)|`` (channel mean, pixel values in [-1, 1]): how much larger the
-    colour step across the hole border of the completion ``done`` is than the original's step there
-    (0 for images without border pairs). ``done`` [N, 3, H, W], ``x`` likewise, ``mask`` [N, 1, H, W]."""
-    total, count = done.new_zeros(done.shape[0]), done.new_zeros(done.shape[0])
-    for dim in (2, 3):  # vertical, horizontal neighbours
-        n = done.shape[dim] - 1
-        m0, m1 = mask.narrow(dim, 0, n), mask.narrow(dim, 1, n)
-        border = (m0 - m1).abs()  # [N, 1, ...] 1 where exactly one of the pair is known
-        step_done = (done.narrow(dim, 0, n) - done.narrow(dim, 1, n)).abs().mean(1, keepdim=True)
-        step_x = (x.narrow(dim, 0, n) - x.narrow(dim, 1, n)).abs().mean(1, keepdim=True)
-        total = total + ((step_done - step_x) * border).sum((1, 2, 3))
-        count = count + border.sum((1, 2, 3))
-    return total / count.clamp(min=1)
 
 
 BUCKET_NAMES = tuple(bucket_label(i) for i in range(len(HOLE_BUCKETS)))  # "h0" ... "h4"
@@ -277,7 +196,7 @@ def evaluate_inpainting(
             seconds += time.perf_counter() - t0
             if ys.shape != (x.shape[0], samples, *x.shape[1:]):
                 raise ValueError(f"method returned {list(ys.shape)}, expected [{x.shape[0]}, {samples}, ...]")
-            done = composite(x, m, ys)  # [B, k, 3, S, S]
+            done = composite(x, m, ys, seamless=getattr(method, "seamless", False))  # [B, k, 3, S, S]
             first.append(done[:, 0])
             area = m.mean((1, 2, 3))
             for j in range(samples):
@@ -323,6 +242,7 @@ def metric_table(
 METHODS = {
     "inpainter": "the trained model, stage 2, a fresh w_r per sample (diverse)",
     "inpainter-s1": "the same model without its stage-2 skip features (the 'no stage 2' ablation)",
+    "inpainter-seamless": "the trained model as 'inpainter', known pixels pasted seamlessly (Poisson)",
     "no-mixing": "the same encoder without the mixer: w_plus_mix = w_plus_e, stage 2 (deterministic)",
     "optim": "masked optimisation of w+ from w_avg (MSE + LPIPS-SFN on the known pixels), no model",
     "biharmonic": "classical smooth inpainting (thin-plate energy), no model",
@@ -361,9 +281,11 @@ def parse_entry(spec: str, model: str = "synthfaces64") -> tuple[str, Entry]:
 
 
 def default_entries(model: str = "synthfaces64", optim_steps: int = 200, optim_n: int | None = None) -> dict:
-    """The main comparison: the model, its two ablations that need no retraining, and both baselines."""
+    """The main comparison: the model (pasted plainly and seamlessly), its two ablations that need no
+    retraining, and both baselines."""
     return {
         "diverse (ours)": Entry("inpainter", model),
+        "diverse (ours), seamless paste": Entry("inpainter-seamless", model),
         "no stage 2": Entry("inpainter-s1", model),
         "no mixing (deterministic)": Entry("no-mixing", model),
         "masked optimisation": Entry("optim", options={"steps": optim_steps}, n=optim_n),
@@ -382,7 +304,8 @@ def build_method(entry: Entry, G, sfn, cache: dict | None = None) -> Method:
         cache[entry.model] = load_inpainter(entry.model, G=G, device=G.w_avg.device)
     model = cache[entry.model]
     stage = 1 if entry.method == "inpainter-s1" else 2
-    return InpainterMethod(model, stage=stage, mixing=entry.method != "no-mixing")
+    seamless = entry.method == "inpainter-seamless"
+    return InpainterMethod(model, stage=stage, mixing=entry.method != "no-mixing", seamless=seamless)
 
 
 def mean_over_buckets(buckets: dict[str, dict]) -> dict[str, float]:

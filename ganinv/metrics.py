@@ -40,7 +40,8 @@ from .fid import (
 __all__ = [
     "METRIC_NAMES", "LPIPS", "MissingWeightsError", "mse", "psnr", "ssim", "lpips_features", "id_similarity",
     "DlibFaceEmbedder", "id_dlib",
-    "pairwise_diversity", "summarize", "feature_statistics", "frechet_distance", "fid", "compute_features",
+    "pairwise_diversity", "seam_excess", "summarize", "feature_statistics", "frechet_distance", "fid",
+    "compute_features",
     "SFNExtractor", "InceptionExtractor", "ids_scores", "find_weights",
 ]  # fmt: skip
 
@@ -66,6 +67,8 @@ METRIC_NAMES: dict[str, str] = {
     "p_ids_inception_tv": "P-IDS-Inception(torchvision): as p_ids_sfn on torchvision Inception-v3 features",
     "diversity_lpips_sfn": "Diversity-SFN: mean pairwise LPIPS-SFN between the k samples of one input "
     "(inside the holes when masked)",
+    "seam_excess": "Seam excess: mean colour step across the hole border of a pasted completion minus the "
+    "original's step there ([-1, 1] units; 0 = as smooth as the original)",
     "diversity_lpips_alex": "Diversity-AlexNet: mean pairwise AlexNet LPIPS between the k samples of one "
     "input (inside the holes when masked)",
 }
@@ -366,6 +369,26 @@ def pairwise_diversity(
 
 
 # ------------------------------------------------------------------------------------------ summary
+
+
+def seam_excess(done: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, hinge: bool = False) -> torch.Tensor:
+    """Per image [N]: mean over the 4-neighbour pixel pairs (p known, q in the hole) of
+    ``|done(p) - done(q)| - |x(p) - x(q)|`` (channel mean, pixel values in [-1, 1]): how much larger the
+    colour step across the hole border of the completion ``done`` is than the original's step there
+    (0 for images without border pairs). ``done`` [N, 3, H, W], ``x`` likewise, ``mask`` [N, 1, H, W].
+    ``hinge``: only the excess of each pair counts (``max(0, ...)``), the seam loss of inpainting training,
+    which then cannot buy a smaller value by blurring borders that were sharp in ``x``."""
+    total, count = done.new_zeros(done.shape[0]), done.new_zeros(done.shape[0])
+    for dim in (2, 3):  # vertical, horizontal neighbours
+        n = done.shape[dim] - 1
+        m0, m1 = mask.narrow(dim, 0, n), mask.narrow(dim, 1, n)
+        border = (m0 - m1).abs()  # [N, 1, ...] 1 where exactly one of the pair is known
+        step_done = (done.narrow(dim, 0, n) - done.narrow(dim, 1, n)).abs().mean(1, keepdim=True)
+        step_x = (x.narrow(dim, 0, n) - x.narrow(dim, 1, n)).abs().mean(1, keepdim=True)
+        excess = (step_done - step_x).clamp(min=0) if hinge else step_done - step_x
+        total = total + (excess * border).sum((1, 2, 3))
+        count = count + border.sum((1, 2, 3))
+    return total / count.clamp(min=1)
 
 
 def summarize(metrics: Mapping[str, object]) -> dict[str, float]:

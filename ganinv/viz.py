@@ -128,6 +128,18 @@ def upsample_to(images: torch.Tensor, size: int) -> torch.Tensor:
     return torch.nn.functional.interpolate(images, size=(size, size), mode="nearest")
 
 
+def outline(
+    images: torch.Tensor, mask: torch.Tensor, color: Sequence[float] = (1.0, 1.0, -1.0)
+) -> torch.Tensor:
+    """Images [N, 3, H, W] in [-1, 1] with the hole border of ``mask`` [N or 1, 1, H, W] (1 = keep) drawn in
+    ``color`` (default yellow): the 1 px ring of hole pixels that touch a known pixel (8-neighbourhood)."""
+    hole = mask < 0.5
+    touches_known = torch.nn.functional.max_pool2d((~hole).float(), 3, stride=1, padding=1) > 0
+    ring = (hole & touches_known).expand_as(images)  # [N, 3, H, W]
+    paint = torch.tensor(color, dtype=images.dtype, device=images.device).view(1, 3, 1, 1).expand_as(images)
+    return torch.where(ring, paint, images)
+
+
 def feature_energy(f: torch.Tensor) -> torch.Tensor:
     """A feature map [N, C, h, w] shown as per-pixel channel RMS, normalised per image to [-1, 1] grey."""
     e = f.detach().float().pow(2).mean(1, keepdim=True).sqrt()  # [N, 1, h, w]

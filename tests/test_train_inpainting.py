@@ -136,6 +136,44 @@ def test_stage2_trains_only_the_skip_encoder(tmp_path):
         ti.train(tiny(tmp_path, "bad", stage=2))
 
 
+def test_stage2_can_fuse_at_other_resolutions_and_keeps_stage1(tmp_path, G):
+    ti.train(tiny(tmp_path, "s1", total_steps=2))
+    init = tmp_path / "s1" / "inpainter.pt"
+    ti.train(tiny(tmp_path, "s2", stage=2, init=str(init), total_steps=2, f_res="8,16,32", fuse_mask="soft"))
+    model = load_inpainter(tmp_path / "s2" / "inpainter.pt")
+    assert model.cfg.f_res == (8, 16, 32) and model.cfg.fuse_mask == "soft"
+    assert model.cfg.f_channels == tuple(G.channels[r] for r in (8, 16, 32))
+    assert set(model.skip.heads) == {"8", "16", "32"}
+    a = torch.load(init, weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "s2" / "inpainter.pt", weights_only=True)["state_dict"]
+    first = [k for k in a if not k.startswith("skip.")]
+    assert first and all(torch.equal(a[k], b[k]) for k in first)  # encoder and mixer: the stage-1 weights
+    x, mask = torch.rand(2, 3, 32, 32) * 2 - 1, torch.ones(2, 1, 32, 32)
+    mask[..., 8:24, 8:24] = 0
+    with torch.no_grad():  # trained: the 32 px fusion changes the known pixels of the output
+        out = model(x, mask, z=torch.randn(2, G.style_dim), stage=2)
+    assert set(out["delta"]) == {8, 16, 32} and out["delta"][32].abs().sum() > 0
+    for bad, match in ((dict(f_res="8,x"), "comma-separated"), (dict(f_res="12"), "powers of two"),
+                       (dict(fuse_mask="blur"), "fuse_mask")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            ti.train(tiny(tmp_path, "bad", stage=2, init=str(init), **bad))
+    with pytest.raises(ValueError, match="stage-2 settings"):
+        ti.train(tiny(tmp_path, "bad1", f_res="16"))
+
+
+def test_seam_loss_penalises_steps_at_the_hole_border(G, sfn):
+    model = perturbed_model(G)
+    rec = ti.reconstruction_loss(ti.preset("tiny"), sfn)
+    batch = dict(ti.training_batch(G, ti.preset("tiny"), 0), case_a=False)
+    off = ti.case_losses(model, rec, batch)
+    on = ti.case_losses(model, rec, batch, seam_weight=2.0)
+    assert off["seam"] == 0 and on["seam"] > 0
+    torch.testing.assert_close(on["total"], on["rec"] + 2.0 * on["seam"])
+    on["seam"].backward()
+    grads = [p.grad for p in model.encoder.parameters() if p.grad is not None]
+    assert grads and any(g.abs().sum() > 0 for g in grads)  # the loss reaches the networks
+
+
 def test_resume_continues_exactly(tmp_path):
     ti.train(tiny(tmp_path, "straight", total_steps=4))
     ti.train(tiny(tmp_path, "split", total_steps=2))
@@ -206,6 +244,16 @@ def test_evaluation_metrics_and_diversity_of_deterministic_and_mixing_methods(tm
         evaluate_methods({"m": model}, G, sfn, n=4, samples=1)
 
 
+def test_seamless_rows_share_raw_outputs_and_lower_the_seams(G, sfn):
+    model = perturbed_model(G)
+    methods = {"hard": InpainterMethod(model), "seamless": InpainterMethod(model, seamless=True)}
+    res = evaluate_methods(methods, G, sfn, n=4, buckets=[2], samples=2, batch_size=4)
+    hard, soft = res["hard"]["buckets"]["h2"], res["seamless"]["buckets"]["h2"]
+    assert hard["psnr_unerased"] == soft["psnr_unerased"]  # the same raw outputs
+    assert soft["seam_excess"] < 0.5 * hard["seam_excess"]
+    assert ie.build_method(ie.parse_entry("s=inpainter-seamless@m")[1], G, sfn, {"m": model}).seamless
+
+
 def test_seam_excess_known_answers():
     x = torch.zeros(2, 3, 16, 16)
     x[:, :, :, 8:] = 0.6  # the original has its own vertical edge at column 8
@@ -260,6 +308,19 @@ def test_cli_train_and_inpaint_with_clear_errors(tmp_path, G, capsys):
     results = [load_image(out / f"result_{i:02d}.png") for i in range(3)]
     assert not torch.equal(results[0], results[1])  # diverse
     assert "wrote 3 completions" in capsys.readouterr().out
+    # default: seamless paste, the known pixels are the image's; --paste none: raw outputs, which are not
+    x, keep = load_image(image), mask.bool().expand(3, -1, -1)
+    assert (results[0] - x)[keep].abs().max() <= 1.5 / 255
+
+    def yellow(img: torch.Tensor) -> int:
+        return int(((img[0] > 0.95) & (img[1] > 0.95) & (img[2] < -0.95)).sum())
+
+    plain = yellow(load_image(out / "grid.png"))
+    cli_main([*args, "--paste", "none", "--outline"])
+    raw = load_image(out / "result_00.png")
+    assert (raw - x)[keep].abs().max() > 0.05 and not torch.equal(raw, results[0])
+    # --outline: a yellow ring around the 16 x 16 hole on each of the 3 grid images, not in the result files
+    assert yellow(load_image(out / "grid.png")) >= plain + 3 * 4 * 15 and yellow(raw) < 4 * 15
     (tmp_path / "bad.png").write_bytes(b"not an image")
     save_image(torch.zeros(3, 20, 32), tmp_path / "wide.png")  # not square
     for bad, what in (("bad.png", "cannot read"), ("wide.png", "not square")):

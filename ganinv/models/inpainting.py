@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..blending import seamless_paste
 from ..checkpoints import (
     CheckpointError,
     build_checked,
@@ -176,21 +177,39 @@ def mask_at(mask: torch.Tensor, res: int, mode: str = "hard") -> torch.Tensor:
     return 1 - F.max_pool2d(1 - mask, k) if mode == "hard" else F.avg_pool2d(mask, k)
 
 
-def composite(x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Known pixels from ``x``, holes from ``y``: ``mask * x + (1 - mask) * y``. ``y`` may carry a samples
-    axis ([N, n, 3, H, W], as from :meth:`Inpainter.sample`)."""
+def composite(x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor, seamless: bool = False) -> torch.Tensor:
+    """Known pixels from ``x``, holes from ``y``: ``mask * x + (1 - mask) * y``, or with ``seamless`` the
+    Poisson paste of :func:`ganinv.blending.seamless_paste` (no colour step at the hole border). ``y`` may
+    carry a samples axis ([N, n, 3, H, W], as from :meth:`Inpainter.sample`)."""
     mask = check_mask(mask, x)
+    if seamless:
+        return seamless_paste(x, mask, y)
     if y.ndim == x.ndim + 1:
         x, mask = x.unsqueeze(1), mask.unsqueeze(1)
     return mask * x + (1 - mask) * y
 
 
 def stack_samples(
-    images: list[torch.Tensor], x: torch.Tensor | None = None, mask: torch.Tensor | None = None
+    images: list[torch.Tensor],
+    x: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    seamless: bool = False,
 ) -> torch.Tensor:
-    """n completions [N, 3, H, W] -> [N, n, 3, H, W], the known pixels of ``x`` pasted when it is given."""
+    """n completions [N, 3, H, W] -> [N, n, 3, H, W], the known pixels of ``x`` pasted when it is given
+    (:func:`composite`, ``seamless`` or not)."""
     ys = torch.stack(images, 1)
-    return ys if x is None else composite(x, mask, ys)
+    return ys if x is None else composite(x, mask, ys, seamless)
+
+
+PASTE_MODES = ("none", "hard", "seamless")
+
+
+def check_paste(paste: bool | str) -> str:
+    """A paste setting as one of :data:`PASTE_MODES` (False -> "none", True -> "hard")."""
+    mode = {False: "none", True: "hard"}.get(paste, paste) if isinstance(paste, bool) else paste
+    if mode not in PASTE_MODES:
+        raise ValueError(f"paste must be one of {PASTE_MODES} (or a bool), got {paste!r}")
+    return mode
 
 
 class ErasedEncoding(NamedTuple):
@@ -494,13 +513,16 @@ class Inpainter(nn.Module):
         n: int = 5,
         seed: int = 0,
         stage: int = 2,
-        paste: bool = False,
+        paste: bool | str = False,
         noise_mode: str = "const",
     ) -> torch.Tensor:
         """``n`` completions per input, [N, n, 3, H, H], from z drawn with ``seed`` (reproducible). Stage 2
-        with an untrained skip encoder equals stage 1. ``paste`` composites the known pixels of ``x``."""
+        with an untrained skip encoder equals stage 1. ``paste`` composites the known pixels of ``x``:
+        False / "none" (raw outputs), True / "hard" (:func:`composite`) or "seamless" (Poisson paste)."""
+        mode = check_paste(paste)
         outs = self.sample_outputs(x, mask, n, seed, stage, noise_mode)
-        return stack_samples([o["image"] for o in outs], *((x, outs[0]["mask"]) if paste else ()))
+        known = (x, outs[0]["mask"], mode == "seamless") if mode != "none" else ()
+        return stack_samples([o["image"] for o in outs], *known)
 
     composite = staticmethod(composite)
 

@@ -40,6 +40,7 @@ resumed run is identical to an uninterrupted one (``resume=True``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -53,7 +54,15 @@ from ..checkpoints import CheckpointError, load_discriminator, save_discriminato
 from ..common import write_json
 from ..data.masks import bucket_masks
 from ..losses import LossWeights, ReconstructionLoss
-from ..models.inpainting import Inpainter, InpaintingConfig, load_inpainter, save_inpainter
+from ..metrics import seam_excess
+from ..models.inpainting import (
+    FUSE_MASKS,
+    Inpainter,
+    InpaintingConfig,
+    composite,
+    load_inpainter,
+    save_inpainter,
+)
 from ..models.sfn import SFN, SFNConfig, load_sfn
 from ..models.stylegan2 import Discriminator, Generator
 from .contrastive import TINY_RANDOM, build_generator, export_generator, pair_seed
@@ -79,6 +88,8 @@ class InpaintTrainConfig(LoopConfig):
     out_dir: str = "runs/inpaint"
     stage: int = 1  # 1: encoder + mixer; 2: skip encoder only, from `init`
     init: str = ""  # stage 2: the stage-1 inpainter.pt (path or bundled name)
+    f_res: str = ""  # stage 2: fusion resolutions, e.g. "16,32,64" ("" = init's; other: a new skip encoder)
+    fuse_mask: str = ""  # stage 2: "hard" or "soft" mask_r ("" = init's)
     generator: str = "synthfaces64"  # bundled name, checkpoint path, or "tiny-random"
     discriminator: str = ""  # D of case B: "" = the generator's own, or a bundled name / path / "tiny-random"
     sfn: str = "sfn"  # feature net of LPIPS-SFN / ID-SFN: bundled name, path, "tiny-random" or "" (none)
@@ -95,6 +106,7 @@ class InpaintTrainConfig(LoopConfig):
     lpips_weight: float = 0.8  # LPIPS-SFN
     id_weight: float = 0.1  # ID-SFN
     adv_weight: float = 0.01  # non-saturating adversarial loss of case B (0: no D at all)
+    seam_weight: float = 0.0  # hinge seam loss at the hole border of the pasted output (seam_loss)
     d_lr: float = 2e-4  # D fine-tuning (Adam(0, 0.99) with lazy-R1 correction)
     r1_gamma: float = 0.05  # R1 weight of the D fine-tuning
     r1_every: int = 16  # in D steps
@@ -133,10 +145,12 @@ def preset(name: str, **overrides) -> InpaintTrainConfig:
 
 def check_config(cfg: InpaintTrainConfig) -> None:
     """ValueError naming the first unusable setting."""
-    weights = (cfg.mse_weight, cfg.lpips_weight, cfg.id_weight, cfg.adv_weight)
+    weights = (cfg.mse_weight, cfg.lpips_weight, cfg.id_weight, cfg.adv_weight, cfg.seam_weight)
     problems = [
         (cfg.stage in (1, 2), f"stage must be 1 or 2, got {cfg.stage}"),
         (cfg.stage == 1 or bool(cfg.init), "stage 2 needs init= the stage-1 inpainter.pt"),
+        (cfg.stage == 2 or not (cfg.f_res or cfg.fuse_mask), "f_res and fuse_mask are stage-2 settings"),
+        (cfg.fuse_mask in ("", *FUSE_MASKS), f"fuse_mask must be one of {FUSE_MASKS}, got {cfg.fuse_mask!r}"),
         (0 <= cfg.case_a_prob <= 1, f"case_a_prob must lie in [0, 1], got {cfg.case_a_prob}"),
         (
             0 <= cfg.hole_min < cfg.hole_max <= 1,
@@ -149,6 +163,16 @@ def check_config(cfg: InpaintTrainConfig) -> None:
     for ok, message in problems:
         if not ok:
             raise ValueError(f"InpaintTrainConfig: {message}")
+    parse_resolutions(cfg.f_res)
+
+
+def parse_resolutions(text: str) -> tuple[int, ...]:
+    """``"16,32"`` -> (16, 32); ``""`` -> () (keep the init model's). ValueError names a bad entry."""
+    try:
+        return tuple(int(r) for r in text.replace(" ", "").split(",") if r)
+    except ValueError:
+        message = f"InpaintTrainConfig: f_res must be comma-separated integers, got {text!r}"
+        raise ValueError(message) from None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -194,9 +218,24 @@ def build_sfn(spec: str, seed: int = 0) -> SFN | None:
 
 
 def build_model(cfg: InpaintTrainConfig, G: Generator) -> Inpainter:
-    """Stage 1: a fresh model (weights from the global RNG); stage 2: the stage-1 model ``cfg.init``."""
+    """Stage 1: a fresh model (weights from the global RNG); stage 2: the stage-1 model ``cfg.init``, with a
+    fresh (zero-output) skip encoder when ``f_res`` / ``fuse_mask`` ask for other fusion settings than it has
+    (encoder and mixer are kept: stage 2 freezes them, so any stage-2 file holds its stage 1 unchanged)."""
     if cfg.stage == 2:
-        return load_inpainter(cfg.init, G=G, device=G.w_avg.device)
+        model = load_inpainter(cfg.init, G=G, device=G.w_avg.device)
+        f_res = parse_resolutions(cfg.f_res) or model.cfg.f_res
+        fuse_mask = cfg.fuse_mask or model.cfg.fuse_mask
+        if (f_res, fuse_mask) == (model.cfg.f_res, model.cfg.fuse_mask):
+            return model
+        new_cfg = dataclasses.replace(
+            model.cfg, f_res=f_res, f_channels=tuple(G.channels.get(r, 0) for r in f_res), fuse_mask=fuse_mask
+        )
+        fresh = Inpainter(G, new_cfg)
+        kept = {k: v for k, v in model.state_dict().items() if not k.startswith(("G.", "skip."))}
+        missing, unexpected = fresh.load_state_dict(kept, strict=False)
+        if unexpected or any(not k.startswith(("G.", "skip.")) for k in missing):
+            raise ValueError(f"{cfg.init}: its stage 1 does not fit (missing {missing}, extra {unexpected})")
+        return fresh
     return Inpainter(G, InpaintingConfig.for_generator(G, cfg.backbone, mixing=cfg.mixing,
                                                        truncation=cfg.truncation))  # fmt: skip
 
@@ -240,10 +279,13 @@ def case_losses(
     stage: int = 1,
     D: Discriminator | None = None,
     adv_weight: float = 0.0,
+    seam_weight: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """The loss of one batch. Case A: ``w_r = w1``, reconstruction on all pixels; case B: ``w_r =
-    mapping(z2)``, reconstruction on unerased pixels + ``adv_weight * softplus(-D(y))``. Returns the
-    terms (``rec``, ``mse``, ``lpips``, ``id``, ``adv``, ``total``) and the output ``image``."""
+    mapping(z2)``, reconstruction on unerased pixels + ``adv_weight * softplus(-D(y))``; both cases add
+    ``seam_weight`` times the hinge seam loss of the pasted output (:func:`ganinv.metrics.seam_excess` with
+    ``hinge=True``: every border pair whose colour step exceeds the original's). Returns the terms (``rec``,
+    ``mse``, ``lpips``, ``id``, ``adv``, ``seam``, ``total``) and the output ``image``."""
     x, mask = batch["x"], batch["mask"]
     w_r = batch["w1"] if batch["case_a"] else model.map_random(batch["z2"])
     y = model(x, mask, w_r=w_r, stage=stage)["image"]  # [B, 3, S, S]
@@ -251,8 +293,12 @@ def case_losses(
     adv = y.new_zeros(())
     if not batch["case_a"] and D is not None and adv_weight > 0:
         adv = F.softplus(-D(y)).mean()
+    seam = y.new_zeros(())
+    if seam_weight > 0:
+        seam = seam_excess(composite(x, mask, y), x, mask, hinge=True).mean()
     out = {k: terms[k] for k in ("mse", "lpips", "id")}
-    return {**out, "rec": terms["total"], "adv": adv, "total": terms["total"] + adv_weight * adv, "image": y}
+    total = terms["total"] + adv_weight * adv + seam_weight * seam
+    return {**out, "rec": terms["total"], "adv": adv, "seam": seam, "total": total, "image": y}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -326,12 +372,12 @@ def train(cfg: InpaintTrainConfig) -> dict:
         batch = training_batch(G, cfg, step, procs.rank, procs.world_size)
         if D is not None:
             requires_grad(D, False)
-        losses = case_losses(model, rec, batch, cfg.stage, D, cfg.adv_weight)
+        losses = case_losses(model, rec, batch, cfg.stage, D, cfg.adv_weight, cfg.seam_weight)
         opt.zero_grad(set_to_none=True)
         losses["total"].backward()
         procs.average_gradients(params)
         opt.step()
-        log = {k: losses[k].item() for k in ("rec", "adv")}
+        log = {k: losses[k].item() for k in ("rec", "adv", "seam")}
         if D is not None and not batch["case_a"]:  # D: real = the generated x, fake = the case-B output
             requires_grad(D, True)
             real, fake = batch["x"], losses["image"].detach()
