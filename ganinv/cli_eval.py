@@ -154,7 +154,7 @@ def cmd_eval_inpainting(args: argparse.Namespace) -> None:
     buckets = [ie.BUCKET_NAMES.index(b) for b in args.buckets]
     result = ie.evaluate_entries(
         entries, G, sfn, n=args.n, generator=args.generator, sfn_name=args.sfn, buckets=buckets,
-        samples=args.samples, batch_size=args.batch_size,
+        samples=args.samples, batch_size=args.batch_size, compare=[tuple(p) for p in args.compare or ()],
     )  # fmt: skip
     _report(args, result, ie.markdown_table, figure=ie.bucket_figure, merge=ie.merge_results)
 
@@ -330,6 +330,14 @@ def add_eval_parser(sub) -> None:
         default=list(BUCKET_NAMES),
         choices=BUCKET_NAMES,
         help="hole-ratio buckets (CoModGAN's h0 = 0-20%% ... h4 = 80-100%%)",
+    )
+    e.add_argument(
+        "--compare",
+        nargs=2,
+        action="append",
+        metavar=("A", "B"),
+        help="paired difference B - A of two rows' per-image metrics with a 95%% bootstrap interval over "
+        "images (repeatable; stored under 'comparisons')",
     )
     e.add_argument("--optim-n", type=positive_int, default=50, help="images for masked optimisation (slow)")
     e.add_argument("--optim-steps", type=positive_int, default=200, help="steps of masked optimisation")

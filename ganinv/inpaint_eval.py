@@ -57,7 +57,7 @@ __all__ = [
     "biharmonic_inpaint", "as_method", "seam_excess", "evaluate_inpainting", "evaluate_methods",
     "metric_table", "write_json", "METHODS", "Entry", "parse_entry", "default_entries", "build_method",
     "evaluate_entries", "entries_from_specs", "merge_results", "mean_over_buckets", "markdown_table",
-    "bucket_figure", "BUCKET_NAMES",
+    "bucket_figure", "BUCKET_NAMES", "PER_IMAGE_KEYS", "compare_rows",
 ]  # fmt: skip
 
 MASK_EVAL_SEED = 20230727  # fixed evaluation masks (training masks use other seeds)
@@ -167,11 +167,13 @@ def evaluate_inpainting(
     mask_seed: int = MASK_EVAL_SEED,
     mask_kind: str = "mixed",
     batch_size: int = 25,
+    per_image: bool = False,
 ) -> dict:
     """Metrics of ``method`` (or an :class:`Inpainter`) on ``n`` held-out SynthFaces images at G's size
     (SynthFaces seed ``seed``) per hole-ratio bucket, with ``samples`` >= 2 completions per input; the
     module docstring defines each number. Returns ``{"n", "samples", "seed", "mask_seed", "buckets":
-    {label: {metric: float}}}``."""
+    {label: {metric: float}}}``, with ``per_image`` also ``"per_image": {label: {metric: [n floats]}}`` for
+    the per-input metrics (:data:`PER_IMAGE_KEYS`, each the mean over the samples of one input)."""
     if n < 2 or samples < 2:
         raise ValueError(f"evaluate_inpainting needs n >= 2 images and samples >= 2, got {n}, {samples}")
     method, dev = as_method(method), G.w_avg.device
@@ -184,6 +186,7 @@ def evaluate_inpainting(
         return lpips_features(a, b, sfn)
 
     result: dict = {"n": n, "samples": samples, "seed": seed, "mask_seed": mask_seed, "buckets": {}}
+    images: dict[str, dict[str, list[float]]] = {}
     for bucket in buckets:
         masks = bucket_masks(bucket, n, G.size, seed=mask_seed, kind=mask_kind).to(dev)
         first, psnr, lpips_known, diversity, seams, seconds = [], [], [], [], [], 0.0
@@ -217,7 +220,23 @@ def evaluate_inpainting(
             "seam_excess": float(torch.cat(seams).mean()),
             "seconds_per_image": seconds / (n * samples),
         }
+        per_sample = {"psnr_unerased": psnr, "lpips_sfn_unerased": lpips_known, "seam_excess": seams}
+        images[bucket_label(bucket)] = {
+            **{k: _per_input(v, samples) for k, v in per_sample.items()},
+            "diversity_lpips_sfn": torch.cat(diversity).tolist(),
+        }
+    if per_image:
+        result["per_image"] = images
     return result
+
+
+PER_IMAGE_KEYS = ("psnr_unerased", "lpips_sfn_unerased", "diversity_lpips_sfn", "seam_excess")
+
+
+def _per_input(values: list[torch.Tensor], samples: int) -> list[float]:
+    """Per-sample values appended batch by batch ([B] per sample j) -> the mean over samples per input."""
+    batches = [torch.stack(values[i : i + samples]).mean(0) for i in range(0, len(values), samples)]
+    return torch.cat(batches).tolist()
 
 
 def evaluate_methods(methods: dict[str, Method | Inpainter], G, sfn, **kwargs) -> dict[str, dict]:
@@ -322,31 +341,56 @@ def evaluate_entries(
     generator: str = "",
     sfn_name: str = "",
     progress: bool = True,
+    compare: Sequence[tuple[str, str]] = (),
     **kwargs,
 ) -> dict:
     """:func:`evaluate_inpainting` for every row on the same held-out images and masks. Returns ``{"n",
     "samples", "seed", "mask_seed", "image_size", "generator", "sfn", "entries": {name: {"method", "model",
-    "options", "n", "buckets": {label: metrics}, "mean": metrics over buckets}}}``."""
+    "options", "n", "buckets": {label: metrics}, "mean": metrics over buckets}}}``, and for pairs of row
+    names ``(a, b)`` in ``compare`` also ``"comparisons": {"b vs a": ...}`` (:func:`compare_rows`)."""
     from tqdm.auto import tqdm
 
     for name, e in entries.items():
         if e.method not in METHODS:
             raise ValueError(f"entry {name!r}: unknown method {e.method!r}; choose from {sorted(METHODS)}")
+    if missing := sorted({r for pair in compare for r in pair} - set(entries)):
+        raise ValueError(f"compare: no row named {missing}; rows are {sorted(entries)}")
     cache: dict = {}
-    rows, info = {}, {}
+    rows, info, images = {}, {}, {}
     for name, e in tqdm(entries.items(), desc="inpainting benchmark", disable=not progress):
-        res = evaluate_inpainting(build_method(e, G, sfn, cache), G, sfn, n=min(n, e.n or n), **kwargs)
-        info = {k: res[k] for k in ("samples", "seed", "mask_seed")}
+        method = build_method(e, G, sfn, cache)
+        res = evaluate_inpainting(method, G, sfn, n=min(n, e.n or n), per_image=True, **kwargs)
+        info, images[name] = {k: res[k] for k in ("samples", "seed", "mask_seed")}, res["per_image"]
         rows[name] = dict(method=e.method, model=e.model, options=e.options, n=res["n"],
                           buckets=res["buckets"], mean=mean_over_buckets(res["buckets"]))  # fmt: skip
-    return dict(n=n, **info, image_size=G.size, generator=str(generator), sfn=str(sfn_name), entries=rows)
+    out = dict(n=n, **info, image_size=G.size, generator=str(generator), sfn=str(sfn_name), entries=rows)
+    if compare:
+        out["comparisons"] = {f"{b} vs {a}": compare_rows(images[a], images[b]) for a, b in compare}
+    return out
+
+
+def compare_rows(a: dict[str, dict[str, list[float]]], b: dict[str, dict[str, list[float]]]) -> dict:
+    """Paired differences ``b - a`` of two rows' per-image metrics (``evaluate_inpainting(per_image=True)``
+    on the same images and masks): per metric of :data:`PER_IMAGE_KEYS`, the mean over buckets of each
+    image's value, then :func:`ganinv.stats.paired_bootstrap` over the images (95 % interval)."""
+    from .stats import paired_bootstrap
+
+    if a.keys() != b.keys():
+        raise ValueError(f"compare: the rows have different buckets, {sorted(a)} vs {sorted(b)}")
+
+    def per_image(rows: dict, key: str) -> torch.Tensor:  # [n]: the mean over buckets of each image
+        return torch.tensor([rows[label][key] for label in rows]).mean(0)
+
+    return {k: paired_bootstrap(per_image(a, k), per_image(b, k)) for k in PER_IMAGE_KEYS}
 
 
 def merge_results(old: dict, new: dict) -> dict:
     """``old`` with the rows of ``new`` added (same names replaced); ValueError unless both used the same
     images, masks, generator and SFN."""
     keys = ("n", "samples", "seed", "mask_seed", "image_size", "generator", "sfn")
-    return recon_eval.merge_results(old, new, keys, rows="entries")
+    merged = recon_eval.merge_results(old, new, keys, rows="entries")
+    comparisons = {**old.get("comparisons", {}), **new.get("comparisons", {})}
+    return {**merged, "comparisons": comparisons} if comparisons else merged
 
 
 def entries_from_specs(

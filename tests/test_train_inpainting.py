@@ -379,8 +379,19 @@ def test_cli_eval_inpainting_rows_add_table_and_errors(tmp_path, sfn, capsys):
     assert (tmp_path / "f.png").stat().st_size > 1000
     table = capsys.readouterr().out
     assert "| ours | 4 |" in table and "| opt | 2 |" in table and "seam_excess" in table
-    cli_main([*common, "--entry", "s1=inpainter-s1", "--add"])
-    assert list(json.loads(out.read_text())["entries"]) == ["ours", "opt", "s1"]
+    cli_main(
+        [*common, "--entry", "s1=inpainter-s1", "--entry", "s2=inpainter", "--add", "--compare", "s1", "s2"]
+    )
+    res = json.loads(out.read_text())
+    assert list(res["entries"]) == ["ours", "opt", "s1", "s2"]
+    diff = res["comparisons"]["s2 vs s1"]  # paired per-image differences: their mean is the rows' difference
+    for key in ie.PER_IMAGE_KEYS:
+        rows = res["entries"]
+        want = rows["s2"]["mean"][key] - rows["s1"]["mean"][key]
+        assert diff[key]["mean"] == pytest.approx(want, abs=1e-5), key
+        assert diff[key]["lo"] <= diff[key]["mean"] <= diff[key]["hi"] and diff[key]["n"] == 4
+    with pytest.raises(SystemExit, match="no row named"):
+        cli_main([*common, "--entry", "s1=inpainter-s1", "--compare", "s1", "s3"])
     with pytest.raises(SystemExit) as err:  # other images: refused
         cli_main([*common[:-2], "-n", "3", "--json", str(out), "--entry", "b=biharmonic", "--add"])
     assert "cannot add rows scored differently" in str(err.value) and "n 4 vs 3" in str(err.value)

@@ -1,0 +1,53 @@
+"""Uncertainty of a measured difference, and the verdict it allows.
+
+The project states each claim of the papers as *confirmed*, *refuted* or *undecided* in its own world. A
+difference between two methods scored on the same held-out images is a paired sample: :func:`paired_bootstrap`
+resamples the images (Efron's percentile bootstrap, with replacement, a fixed seed) and gives the mean
+difference with its confidence interval; :func:`verdict` turns an interval into a word, and says "undecided"
+whenever the interval contains zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+__all__ = ["paired_bootstrap", "verdict", "VERDICTS"]
+
+VERDICTS = ("confirmed", "refuted", "undecided")
+
+
+def paired_bootstrap(
+    a: Sequence[float] | torch.Tensor,
+    b: Sequence[float] | torch.Tensor,
+    n_boot: int = 5000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Mean of ``b - a`` over paired units (the same images scored by two methods, [n] each) with a
+    ``level`` percentile-bootstrap interval over units: ``{"mean", "lo", "hi", "n", "level"}``."""
+    a = torch.as_tensor(a, dtype=torch.float64).flatten()
+    b = torch.as_tensor(b, dtype=torch.float64).flatten()
+    if a.shape != b.shape or a.numel() < 2:
+        sizes = f"{a.numel()} and {b.numel()}"
+        raise ValueError(f"paired_bootstrap needs two equally long samples of >= 2 units, got {sizes}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    d = b - a
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, d.numel(), (n_boot, d.numel()), generator=gen)
+    means = d[idx].mean(1)
+    lo, hi = torch.quantile(means, torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64))
+    return {"mean": float(d.mean()), "lo": float(lo), "hi": float(hi), "n": d.numel(), "level": level}
+
+
+def verdict(interval: dict[str, float], expect: str) -> str:
+    """ "confirmed" if the interval of ``b - a`` lies entirely on the side the claim ``expect``s ("lower":
+    b < a, "higher": b > a), "refuted" if entirely on the other side, else "undecided"."""
+    if expect not in ("lower", "higher"):
+        raise ValueError(f"expect must be 'lower' or 'higher', got {expect!r}")
+    below, above = interval["hi"] < 0, interval["lo"] > 0
+    if not (below or above):
+        return "undecided"
+    return "confirmed" if below == (expect == "lower") else "refuted"

@@ -1,0 +1,41 @@
+"""Paired bootstrap intervals and verdicts (ganinv.stats)."""
+
+import pytest
+import torch
+
+from ganinv.stats import paired_bootstrap, verdict
+
+
+def test_a_constant_difference_has_a_point_interval_and_a_clear_verdict():
+    a = torch.rand(50)
+    ci = paired_bootstrap(a, a - 0.1)
+    assert (
+        ci["mean"] == pytest.approx(-0.1)
+        and ci["lo"] == pytest.approx(-0.1)
+        and ci["hi"] == pytest.approx(-0.1)
+    )
+    assert verdict(ci, "lower") == "confirmed" and verdict(ci, "higher") == "refuted"
+
+
+def test_interval_covers_the_true_difference_and_narrows_with_more_images():
+    gen = torch.Generator().manual_seed(0)
+    noise = torch.randn(4000, generator=gen)
+    small = paired_bootstrap(torch.zeros(40), 0.05 + noise[:40])
+    large = paired_bootstrap(torch.zeros(4000), 0.05 + noise)
+    assert small["lo"] < 0 < small["hi"] and verdict(small, "higher") == "undecided"  # too few images
+    assert large["lo"] < 0.05 < large["hi"] and large["lo"] > 0 and verdict(large, "higher") == "confirmed"
+    assert large["hi"] - large["lo"] < 0.2 * (small["hi"] - small["lo"])  # ~ 1 / sqrt(n): 10x narrower
+    half_width = 1.96 * noise.std().item() / 4000**0.5  # the normal-theory interval, for comparison
+    assert (large["hi"] - large["lo"]) / 2 == pytest.approx(half_width, rel=0.1)
+    assert paired_bootstrap(torch.zeros(40), noise[:40], seed=3) == paired_bootstrap(
+        torch.zeros(40), noise[:40], seed=3
+    )
+
+
+def test_bad_inputs_are_refused():
+    with pytest.raises(ValueError, match="equally long"):
+        paired_bootstrap([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="level"):
+        paired_bootstrap([1.0, 2.0], [1.0, 3.0], level=1.5)
+    with pytest.raises(ValueError, match="expect"):
+        verdict({"lo": 0.1, "hi": 0.2}, "better")
