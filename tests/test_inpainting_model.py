@@ -237,6 +237,13 @@ def test_mask_downsampling_hard_and_soft():
     assert hard.tolist() == [[[[0.0, 1.0], [1.0, 1.0]]]]
     assert soft.tolist() == [[[[15 / 16, 1.0], [1.0, 1.0]]]]
     assert mask_at(mask, 8) is mask
+    # feather: the hard mask, faded into the hole over two cells (1 on known cells, 0 far inside the hole)
+    big = torch.ones(1, 1, 32, 32)
+    big[..., :, 16:] = 0  # right half is hole
+    feather = mask_at(big, 16, "feather")[0, 0, 5]  # one row: 8 known cells, then the hole
+    assert torch.equal(feather[:8], torch.ones(8)) and torch.equal(feather[11:], torch.zeros(5))
+    assert feather[8:11].tolist() == pytest.approx([0.4, 0.2, 0.0])  # 2/5, 1/5, 0/5 of the 5 x 5 box known
+    assert torch.equal(mask_at(big, 16, "feather") >= 1, mask_at(big, 16, "hard") >= 1)
 
 
 # -- sampling and compositing ----------------------------------------------------------------------------

@@ -29,7 +29,10 @@ and are otherwise **our choices**, each marked. Notation: ``mask`` [N, 1, H, W] 
 
   ``mask_r`` is the **hard** down-sampled mask by default (a cell keeps encoder features only if all its
   pixels are known: ``1 - maxpool(1 - mask)``), so holes keep the generator's diverse features and the
-  "hole = 0" pattern cannot leak in; ``fuse_mask="soft"`` uses the area average. The summary of the paper
+  "hole = 0" pattern cannot leak in; ``fuse_mask="soft"`` uses the area average; ``fuse_mask="feather"``
+  (ours, against seams) lets the hard mask fade into the hole over two cells,
+  ``max(mask_r, avgpool_5x5(mask_r))``, so the correction of the known side carries on into the first
+  cells of the hole instead of stopping at a step. The summary of the paper
   (unverified) fuses at three resolutions (32, 64, 128 for a 1024 px G): ``f_res`` may list several;
   they are fused in turn by :func:`synthesis_fused` (the stage-1 ``f_gen`` feeds each ``delta_r``).
 * :class:`Inpainter`: encoder + mixer + skip encoder around a (frozen) generator. Whether the paper pastes
@@ -71,7 +74,8 @@ from .encoders import EncoderConfig, Pyramid, WPlusEncoderConfig, _StyleEncoder,
 from .layers import check_shape
 
 MIXING_MODES = ("gated", "ungated", "none")
-FUSE_MASKS = ("hard", "soft")
+FUSE_MASKS = ("hard", "soft", "feather")
+FEATHER_CELLS = 2  # how far (in cells of the fused resolution) a "feather" mask reaches into the hole
 KIND = "inpainter"  # checkpoint kind; a bundled name resolves to data/pretrained/<name>/inpainter.pt
 
 
@@ -99,7 +103,7 @@ class InpaintingConfig(FromDict):
     skip_width: int = 32  # channels of the skip encoder's convs
     skip_stage1_image: bool = True  # the skip encoder also sees the stage-1 output y1
     skip_pyramid: bool = True  # ... and the erased encoder's finest pyramid map
-    fuse_mask: str = "hard"  # mask_r: "hard" (min-pool) or "soft" (area average)
+    fuse_mask: str = "hard"  # mask_r: "hard" (min-pool), "soft" (area average) or "feather" (hard, faded)
 
     def __post_init__(self) -> None:
         if isinstance(self.encoder, dict):
@@ -170,11 +174,17 @@ class InpaintingConfig(FromDict):
 
 def mask_at(mask: torch.Tensor, res: int, mode: str = "hard") -> torch.Tensor:
     """Down-sample a mask [N, 1, H, H] to [N, 1, res, res]: "hard" keeps a cell only if all its pixels are
-    kept (1 - maxpool(1 - mask)); "soft" is the kept fraction (area average)."""
+    kept (1 - maxpool(1 - mask)); "soft" is the kept fraction (area average); "feather" is the hard mask
+    faded into the hole over :data:`FEATHER_CELLS` cells (``max(hard, box average of hard)``)."""
     k = mask.shape[-1] // res
-    if k == 1:
-        return mask
-    return 1 - F.max_pool2d(1 - mask, k) if mode == "hard" else F.avg_pool2d(mask, k)
+    if mode == "soft":
+        return F.avg_pool2d(mask, k) if k > 1 else mask
+    hard = 1 - F.max_pool2d(1 - mask, k) if k > 1 else mask
+    if mode != "feather":
+        return hard
+    w = 2 * FEATHER_CELLS + 1
+    faded = F.avg_pool2d(hard, w, stride=1, padding=FEATHER_CELLS, count_include_pad=False)
+    return torch.maximum(hard, faded)
 
 
 def composite(x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor, seamless: bool = False) -> torch.Tensor:
