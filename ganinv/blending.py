@@ -9,10 +9,10 @@ fixed, solved by conjugate gradients (:func:`_fill`):
   (Laplace) fill, which never leaves the range of its border values (maximum principle);
 * :func:`seamless_paste`: Poisson image editing (Pérez, Gangnet and Blake, SIGGRAPH 2003) for pasting the
   known pixels of ``x`` onto a completion ``y``: inside the hole the result keeps ``y``'s gradients but meets
-  ``x`` at the border, ``y + c`` with ``c`` the harmonic fill of the difference ``x - y``. A plain paste
-  (``mask * x + (1 - mask) * y``) leaves a colour step wherever ``y`` differs from ``x`` at the border; the
-  seamless paste spreads that difference smoothly over the hole instead. It is a post-processing step of
-  ours: the diverse-inpainting paper does not say whether or how it pastes.
+  ``x`` at the border, ``y + c`` with ``c`` the harmonic fill of the difference ``x - y`` at the border. A
+  plain paste (``mask * x + (1 - mask) * y``) leaves a colour step wherever ``y`` differs from ``x`` at the
+  border; the seamless paste spreads that difference smoothly over the hole instead. It is a
+  post-processing step of ours: the diverse-inpainting paper does not say whether or how it pastes.
 """
 
 from __future__ import annotations
@@ -119,15 +119,38 @@ def harmonic_fill(
     return _fill(x, mask, _dirichlet, tol, max_iter)
 
 
+def _hole_side(y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``y`` with every known pixel that touches the hole replaced by the mean of ``y`` over its hole
+    4-neighbours: what the hole's content would continue to at the border ([N, C, H, W])."""
+    hole = (1 - mask).expand(y.shape[0], 1, *y.shape[2:])
+
+    def neighbour_sum(t: torch.Tensor) -> torch.Tensor:  # sum over the 4 neighbours (none beyond the edge)
+        p = F.pad(t, (1, 1, 1, 1))
+        return p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]
+
+    count = neighbour_sum(hole)  # [N, 1, H, W] hole neighbours of each pixel
+    mean = neighbour_sum(y * hole) / count.clamp(min=1)
+    border = (count > 0) & (hole == 0)
+    return torch.where(border, mean, y)
+
+
 @torch.no_grad()
 def seamless_paste(x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Poisson paste of the known pixels of ``x`` onto ``y`` (both [N, 3, H, W], ``mask`` [N or 1, 1, H, W]):
-    ``x`` where ``mask`` = 1, ``y + harmonic_fill(x - y)`` in the holes, so the hole keeps ``y``'s gradients
-    and meets ``x`` without a step. ``y`` may carry a samples axis [N, k, 3, H, W]."""
+    """Poisson paste of the known pixels of ``x`` onto the completion ``y`` (both [N, 3, H, W], ``mask``
+    [N or 1, 1, H, W]): ``x`` where ``mask`` = 1, ``y + c`` in the holes, ``c`` the harmonic fill of ``x - y``
+    from the hole border; so the hole keeps ``y``'s gradients and meets ``x`` without a step. ``y`` may
+    carry a samples axis [N, k, 3, H, W].
+
+    Our choice at the border: ``c`` starts from ``x`` minus the *hole side* of ``y`` there (the mean of ``y``
+    over the hole neighbours of each known border pixel, :func:`_hole_side`), not ``y``'s own known-side
+    value. Pérez et al. take the latter, which keeps whatever step ``y`` itself has across the border;
+    a completion whose known pixels were already pulled towards ``x`` (full-rate stage-2 fusion) carries
+    exactly such a step, and this way it is not pasted back in."""
     if y.ndim == x.ndim + 1:  # [N, k, 3, H, W]: every sample against the same x and mask
         n, k = y.shape[:2]
         xs = x.unsqueeze(1).expand_as(y).reshape(n * k, *x.shape[1:])
         ms = mask.expand(n, -1, -1, -1).repeat_interleave(k, dim=0)  # [N * k, 1, H, W]
         return seamless_paste(xs, ms, y.reshape(n * k, *y.shape[2:])).view_as(y)
-    correction = harmonic_fill(x - y, mask)  # = x - y on known pixels, harmonic in the holes
-    return y + correction
+    mask = mask.to(y)
+    correction = harmonic_fill(x - _hole_side(y, mask), mask)  # harmonic in the holes
+    return mask * x + (1 - mask) * (y + correction)

@@ -50,8 +50,15 @@ def test_seamless_paste_keeps_known_pixels_and_removes_a_colour_offset_seam():
     torch.testing.assert_close(soft * mask, x * mask, atol=1e-6, rtol=0)  # known pixels exactly x
     assert seam_excess(hard, x, mask).min() > 0.3
     assert seam_excess(soft, x, mask).abs().max() < 0.05  # the offset is spread smoothly, not stepped
-    # the hole keeps y's gradients: an offset alone is removed exactly
-    torch.testing.assert_close(seamless_paste(x, mask, x + 0.7), x, atol=1e-5, rtol=0)
+    # the hole keeps y's gradients: an offset alone is removed, exactly on a flat image, and on the ramp up
+    # to one pixel's step (the border step is taken from the hole side of y, our choice)
+    flat = torch.full_like(x, 0.3)
+    torch.testing.assert_close(seamless_paste(flat, mask, flat + 0.7), flat, atol=1e-5, rtol=0)
+    step = (x[..., 1:] - x[..., :-1]).abs().max() + (x[..., 1:, :] - x[..., :-1, :]).abs().max()
+    assert (seamless_paste(x, mask, x + 0.7) - x).abs().max() <= step
+    # a completion with its own step at the border (known side already pulled to x): not pasted back in
+    stepped = torch.where(mask.bool(), x, x + 0.5)
+    torch.testing.assert_close(seamless_paste(x, mask, stepped), x, atol=float(step), rtol=0)
     ys = torch.stack([y, y - 1.0], 1)  # [N, k, 3, H, W]: each sample against the same x
     both = composite(x, mask, ys, seamless=True)
     torch.testing.assert_close(both[:, 0], soft, atol=1e-6, rtol=0)
