@@ -154,9 +154,16 @@ def cmd_eval_inpainting(args: argparse.Namespace) -> None:
     buckets = [ie.BUCKET_NAMES.index(b) for b in args.buckets]
     result = ie.evaluate_entries(
         entries, G, sfn, n=args.n, generator=args.generator, sfn_name=args.sfn, buckets=buckets,
-        samples=args.samples, batch_size=args.batch_size, compare=[tuple(p) for p in args.compare or ()],
+        samples=args.samples, batch_size=args.batch_size,
     )  # fmt: skip
-    _report(args, result, ie.markdown_table, figure=ie.bucket_figure, merge=ie.merge_results)
+    pairs = [tuple(p) for p in args.compare or ()]
+
+    def merge(old: dict, new: dict) -> dict:
+        return ie.add_comparisons(ie.merge_results(old, new), pairs)
+
+    if not args.add:
+        result = ie.add_comparisons(result, pairs)
+    _report(args, result, ie.markdown_table, figure=ie.bucket_figure, merge=merge)
 
 
 def cmd_eval_contrastive(args: argparse.Namespace) -> None:
@@ -337,7 +344,7 @@ def add_eval_parser(sub) -> None:
         action="append",
         metavar=("A", "B"),
         help="paired difference B - A of two rows' per-image metrics with a 95%% bootstrap interval over "
-        "images (repeatable; stored under 'comparisons')",
+        "images (repeatable; stored under 'comparisons'; with --add, rows of the file count too)",
     )
     e.add_argument("--optim-n", type=positive_int, default=50, help="images for masked optimisation (slow)")
     e.add_argument("--optim-steps", type=positive_int, default=200, help="steps of masked optimisation")

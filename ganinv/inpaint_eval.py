@@ -42,7 +42,7 @@ import torch
 
 from . import metrics, recon_eval
 from .blending import biharmonic_inpaint
-from .common import EVAL_SEED, write_json
+from .common import EVAL_SEED, rounded, write_json
 from .data.masks import HOLE_BUCKETS, bucket_masks, hole_ratio
 from .devices import sync
 from .fid import SFNExtractor, compute_features, fid, ids_scores
@@ -57,7 +57,7 @@ __all__ = [
     "biharmonic_inpaint", "as_method", "seam_excess", "evaluate_inpainting", "evaluate_methods",
     "metric_table", "write_json", "METHODS", "Entry", "parse_entry", "default_entries", "build_method",
     "evaluate_entries", "entries_from_specs", "merge_results", "mean_over_buckets", "markdown_table",
-    "bucket_figure", "BUCKET_NAMES", "PER_IMAGE_KEYS", "compare_rows",
+    "bucket_figure", "BUCKET_NAMES", "PER_IMAGE_KEYS", "compare_rows", "add_comparisons",
 ]  # fmt: skip
 
 MASK_EVAL_SEED = 20230727  # fixed evaluation masks (training masks use other seeds)
@@ -341,32 +341,47 @@ def evaluate_entries(
     generator: str = "",
     sfn_name: str = "",
     progress: bool = True,
-    compare: Sequence[tuple[str, str]] = (),
     **kwargs,
 ) -> dict:
     """:func:`evaluate_inpainting` for every row on the same held-out images and masks. Returns ``{"n",
     "samples", "seed", "mask_seed", "image_size", "generator", "sfn", "entries": {name: {"method", "model",
-    "options", "n", "buckets": {label: metrics}, "mean": metrics over buckets}}}``, and for pairs of row
-    names ``(a, b)`` in ``compare`` also ``"comparisons": {"b vs a": ...}`` (:func:`compare_rows`)."""
+    "options", "n", "buckets": {label: metrics}, "mean": metrics over buckets, "per_image": {label:
+    {metric: [n values, 4 significant digits]}}}}}`` (the per-image values let :func:`add_comparisons`
+    pair rows later, also rows added by another run)."""
     from tqdm.auto import tqdm
 
     for name, e in entries.items():
         if e.method not in METHODS:
             raise ValueError(f"entry {name!r}: unknown method {e.method!r}; choose from {sorted(METHODS)}")
-    if missing := sorted({r for pair in compare for r in pair} - set(entries)):
-        raise ValueError(f"compare: no row named {missing}; rows are {sorted(entries)}")
     cache: dict = {}
-    rows, info, images = {}, {}, {}
+    rows, info = {}, {}
     for name, e in tqdm(entries.items(), desc="inpainting benchmark", disable=not progress):
         method = build_method(e, G, sfn, cache)
         res = evaluate_inpainting(method, G, sfn, n=min(n, e.n or n), per_image=True, **kwargs)
-        info, images[name] = {k: res[k] for k in ("samples", "seed", "mask_seed")}, res["per_image"]
-        rows[name] = dict(method=e.method, model=e.model, options=e.options, n=res["n"],
-                          buckets=res["buckets"], mean=mean_over_buckets(res["buckets"]))  # fmt: skip
-    out = dict(n=n, **info, image_size=G.size, generator=str(generator), sfn=str(sfn_name), entries=rows)
-    if compare:
-        out["comparisons"] = {f"{b} vs {a}": compare_rows(images[a], images[b]) for a, b in compare}
-    return out
+        info = {k: res[k] for k in ("samples", "seed", "mask_seed")}
+        buckets, images = res["buckets"], rounded(res["per_image"], 4)
+        rows[name] = dict(method=e.method, model=e.model, options=e.options, n=res["n"], buckets=buckets,
+                          mean=mean_over_buckets(buckets), per_image=images)  # fmt: skip
+    return dict(n=n, **info, image_size=G.size, generator=str(generator), sfn=str(sfn_name), entries=rows)
+
+
+def add_comparisons(result: dict, pairs: Sequence[tuple[str, str]]) -> dict:
+    """``result`` with ``"comparisons": {"B vs A": compare_rows(...)}`` added for each pair of row names
+    ``(A, B)``; both rows need their per-image values (rows evaluated before those were stored cannot be
+    paired)."""
+    rows = result["entries"]
+    for a, b in pairs:
+        for name in (a, b):
+            if name not in rows:
+                raise ValueError(f"compare: no row named {name!r}; rows are {sorted(rows)}")
+            if "per_image" not in rows[name]:
+                raise ValueError(f"compare: row {name!r} has no per-image values; evaluate it again")
+        if rows[a]["n"] != rows[b]["n"]:
+            raise ValueError(
+                f"compare: {a!r} and {b!r} were scored on {rows[a]['n']} and {rows[b]['n']} images"
+            )
+    found = {f"{b} vs {a}": compare_rows(rows[a]["per_image"], rows[b]["per_image"]) for a, b in pairs}
+    return {**result, "comparisons": {**result.get("comparisons", {}), **found}}
 
 
 def compare_rows(a: dict[str, dict[str, list[float]]], b: dict[str, dict[str, list[float]]]) -> dict:

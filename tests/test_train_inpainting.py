@@ -392,6 +392,12 @@ def test_cli_eval_inpainting_rows_add_table_and_errors(tmp_path, sfn, capsys):
         assert diff[key]["lo"] <= diff[key]["mean"] <= diff[key]["hi"] and diff[key]["n"] == 4
     with pytest.raises(SystemExit, match="no row named"):
         cli_main([*common, "--entry", "s1=inpainter-s1", "--compare", "s1", "s3"])
+    cli_main(
+        [*common, "--entry", "mix=no-mixing", "--add", "--compare", "ours", "mix"]
+    )  # a stored row + a new one
+    res = json.loads(out.read_text())
+    assert set(res["comparisons"]) == {"s2 vs s1", "mix vs ours"}
+    assert res["comparisons"]["mix vs ours"]["diversity_lpips_sfn"]["hi"] < 0  # no mixing: less diverse
     with pytest.raises(SystemExit) as err:  # other images: refused
         cli_main([*common[:-2], "-n", "3", "--json", str(out), "--entry", "b=biharmonic", "--add"])
     assert "cannot add rows scored differently" in str(err.value) and "n 4 vs 3" in str(err.value)
