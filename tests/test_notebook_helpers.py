@@ -53,6 +53,21 @@ def test_claim_prints_a_verdict_and_why_a_claim_fails(capsys):
     ]
 
 
+def test_decide_prints_the_verdict_its_interval_allows(capsys):
+    lower = {"mean": -0.02, "lo": -0.03, "hi": -0.01, "n": 200, "level": 0.95}
+    spans_zero = {**lower, "hi": 0.005}
+    assert nb.decide("fusion lowers the seams", lower, "lower") == "confirmed"
+    assert nb.decide("fusion raises the seams", lower, "higher") == "refuted"
+    assert nb.decide("close call", spans_zero, "lower") == "undecided"
+    assert nb.decide("no rows", None, "lower") is None
+    assert capsys.readouterr().out.splitlines() == [
+        "fusion lowers the seams: confirmed (difference -0.020, 95% interval [-0.030, -0.010], n = 200)",
+        "fusion raises the seams: refuted (difference -0.020, 95% interval [-0.030, -0.010], n = 200)",
+        "close call: undecided (difference -0.020, 95% interval [-0.030, +0.005], n = 200)",
+        "no rows: not measured",
+    ]
+
+
 def test_plot_history_draws_one_labelled_curve_per_series():
     history = [{"step": 1, "d": 1.0, "g": 2.0}, {"step": 2, "d": 0.5}, {"step": 3, "d": 0.4, "g": 1.0}]
     fig, ax = plt.subplots()
