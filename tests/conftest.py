@@ -1,8 +1,9 @@
 """Shared pytest setup: `cuda` tests skip without a GPU; every other test (incl. `slow`) always runs.
 
 Shared fixtures: ``one_thread`` (not autouse: a module opts in with
-``pytestmark = pytest.mark.usefixtures("one_thread")``) and ``G``, the trainers' "tiny-random" generator
-(a module may define its own ``G`` instead).
+``pytestmark = pytest.mark.usefixtures("one_thread")``), ``G``, the trainers' "tiny-random" generator
+(a module may define its own ``G`` instead), and ``tiny_generator``, a factory of tiny generators of the
+same family (other sizes, style widths, seeds) so that tests do not repeat the constructor arguments.
 """
 
 import pytest
@@ -30,6 +31,21 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+TINY = dict(channel_multiplier=0.125, channel_max=16)  # a few channels per layer: the tests' generators
+
+
+@pytest.fixture(scope="session")
+def tiny_generator():
+    """``make(size=32, style_dim=16, n_mlp=2, **kw)``: a fresh tiny Generator in eval mode (weights from the
+    global RNG, which the autouse ``_seed`` fixture sets per test)."""
+    from ganinv.models.stylegan2 import Generator
+
+    def make(size: int = 32, style_dim: int = 16, n_mlp: int = 2, **kw):
+        return Generator(size, style_dim, n_mlp, **{**TINY, **kw}).eval()
+
+    return make
 
 
 @pytest.fixture(scope="module")

@@ -21,12 +21,11 @@ def test_generator_benchmark_json(tmp_path):
         assert abs(row["images_per_s"] - 2 / row["seconds_per_batch"]) / row["images_per_s"] < 0.01
 
 
-def test_explorer_benchmark_json(tmp_path):
+def test_explorer_benchmark_json(tmp_path, tiny_generator):
     from ganinv.bench import explorer
     from ganinv.checkpoints import save_generator
-    from ganinv.models.stylegan2 import Generator
 
-    save_generator(tmp_path / "g.pt", Generator(32, 16, 2, channel_multiplier=0.125, channel_max=16))
+    save_generator(tmp_path / "g.pt", tiny_generator())
     out = tmp_path / "explorer.json"
     explorer.main(argparse.Namespace(generator=str(tmp_path / "g.pt"), updates=3, json=str(out)))
     data = json.loads(out.read_text())

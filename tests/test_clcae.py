@@ -22,7 +22,6 @@ from ganinv.models.clcae import (
 )
 from ganinv.models.contrastive import ContrastiveAligner, ContrastiveModelConfig
 from ganinv.models.encoders import EncoderConfig
-from ganinv.models.stylegan2 import Generator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -55,7 +54,7 @@ def test_shapes_and_untrained_model_gives_w_avg_exactly(G, attention, f_res):
     assert (raw.w_plus - raw.w.unsqueeze(1)).std() > 0.5
 
 
-def test_config_and_input_checks(G):
+def test_config_and_input_checks(G, tiny_generator):
     with pytest.raises(ValueError, match="attention must be one of"):
         CLCAEConfig(attention="cross")
     with pytest.raises(ValueError, match=r"f_res must be a power of two in \[8, 16\]"):
@@ -77,7 +76,7 @@ def test_config_and_input_checks(G):
         model(images(2), w_shift=torch.zeros(3, 16))
     with pytest.raises(ValueError, match=r"w_shift: expected shape \[2, 16\], got \[2, 8\]"):
         model(images(2), w_shift=torch.zeros(8))
-    other = Generator(64, 16, 2, channel_multiplier=0.125, channel_max=16)
+    other = tiny_generator(64)
     with pytest.raises(ValueError, match="does not match the CLCAE config"):
         model.reconstruct(other, model(images(2)))
 

@@ -14,7 +14,6 @@ from ganinv.models.encoders import (
     load_encoder,
     save_encoder,
 )
-from ganinv.models.stylegan2 import Generator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -70,8 +69,8 @@ def test_config_validation():
         tiny_cfg(coarse_ind=5, middle_ind=2)
 
 
-def test_psp_shape_and_zero_init_gives_w_avg():
-    G = Generator(32, 16, 2, channel_multiplier=0.125, channel_max=16)
+def test_psp_shape_and_zero_init_gives_w_avg(tiny_generator):
+    G = tiny_generator()
     cfg = WPlusEncoderConfig.for_generator(G, backbone="tiny")
     assert (cfg.n_latent, cfg.style_dim, cfg.backbone.size) == (8, 16, 32)
     enc = PSPEncoder(cfg)

@@ -14,7 +14,6 @@ from ganinv.losses import LossWeights, ReconstructionLoss
 from ganinv.metrics import mse
 from ganinv.models.clcae import CLCAE, CLCAEConfig, reconstruct
 from ganinv.models.encoders import E4EEncoder, PSPEncoder, WPlusEncoderConfig, save_encoder
-from ganinv.models.stylegan2 import Generator
 
 MSE_ONLY = ReconstructionLoss(LossWeights(mse=1.0, lpips=0.0, id=0.0))
 
@@ -141,7 +140,7 @@ def test_invert_optim_and_uint8_input(G):
     assert res.w_plus.shape == (1, G.n_latent, G.style_dim)
 
 
-def test_bad_methods_encoders_and_arguments(G):
+def test_bad_methods_encoders_and_arguments(G, tiny_generator):
     with pytest.raises(ValueError, match="unknown inversion method 'pti'") as err:
         invert(images(1), method="pti", generator=G)
     assert all(m in str(err.value) for m in METHODS)
@@ -155,7 +154,7 @@ def test_bad_methods_encoders_and_arguments(G):
         invert(images(1), method="psp", generator=G, encoder=wplus_encoder(G), steps=5)
     with pytest.raises(ValueError, match="no F branch"):
         invert(images(1), method="clcae-f", generator=G, encoder=clcae_encoder(G, use_f=False))
-    other = Generator(32, 16, 2, channel_multiplier=0.125, channel_max=16)
+    other = tiny_generator()
     other.n_latent = 6  # pretend a generator with another number of w+ rows
     with pytest.raises(ValueError, match="does not fit"):
         invert(images(1), method="psp", generator=other, encoder=wplus_encoder(G))

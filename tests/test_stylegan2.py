@@ -251,9 +251,9 @@ def test_r1_and_path_length_second_derivatives_reach_weights():
     assert G.convs[-1].conv.modulation.weight.grad.abs().sum() > 0
 
 
-def test_feature_hook_sees_every_resolution_and_can_replace_features():
+def test_feature_hook_sees_every_resolution_and_can_replace_features(tiny_generator):
     torch.manual_seed(0)
-    G = Generator(32, 16, 2, channel_multiplier=0.125, channel_max=16).eval()
+    G = tiny_generator()
     w = G.mapping(torch.randn(2, 16))
     seen = []
     same = G.synthesis(w, feature_hook=lambda res, x: seen.append(res) or x)
