@@ -311,6 +311,27 @@ def cmd_train_directions(args: argparse.Namespace) -> None:
     print(f"wrote {len(dirs)} directions ({', '.join(dirs)}) to {out}")
 
 
+def cmd_train_nonlinear(args: argparse.Namespace) -> None:
+    from .checkpoints import bundled_name, load_generator, pretrained_dir
+    from .editing import sfn_reader
+    from .models.sfn import load_sfn
+    from .nonlinear_editing import ClassifierConfig, nonlinear_directions, save_nonlinear
+
+    name = bundled_name(args.generator)
+    if args.out is None and name is None:
+        raise ValueError("--out is required when --generator is a path (a bundled name defaults to "
+                         "data/pretrained/<name>/nonlinear.pt)")  # fmt: skip
+    out = Path(args.out) if args.out is not None else pretrained_dir() / name / "nonlinear.pt"
+    device = _device(args.device)
+    G = load_generator(args.generator, device=device).eval()
+    cfg = ClassifierConfig(hidden=args.hidden, epochs=args.epochs, seed=args.seed)
+    reader = sfn_reader(load_sfn(args.sfn, device))
+    dirs = nonlinear_directions(G, reader, n=args.n, cfg=cfg, generator=str(args.generator), progress=True,
+                                log=print)  # fmt: skip
+    save_nonlinear(out, dirs)
+    print(f"wrote non-linear directions ({', '.join(dirs)}) to {out}")
+
+
 def cmd_train_inpaint(args: argparse.Namespace) -> None:
     from .training import inpainting
 
@@ -356,7 +377,12 @@ def cmd_inpaint(args: argparse.Namespace) -> None:
         ref = args.directions or args.generator or model.generator_ref
         if ref is None:
             raise ValueError(f"--edit: {args.model} records no generator; pass --directions")
-        directions = load_directions(ref, model.G)
+        if args.nonlinear is not None:  # the attribute classifiers' gradient walk (ganinv.nonlinear_editing)
+            from .nonlinear_editing import load_nonlinear
+
+            directions = load_nonlinear(args.nonlinear or ref, model.G)
+        else:
+            directions = load_directions(ref, model.G)
         if edit[0] not in directions:
             raise ValueError(f"--edit: no direction {edit[0]!r}; this file has {sorted(directions)}")
     size = model.cfg.size
@@ -393,7 +419,8 @@ def cmd_inpaint(args: argparse.Namespace) -> None:
     what = f"grid.png, result_*.png ({'raw' if args.paste == 'none' else args.paste + ' paste'}), erased.png"
     if edited:
         save_image(grid(edited), out / "edited_grid.png", nrow=min(args.n, 8))
-        what += f", edited_grid.png ({edit[0]} {edit[1]:+g} sigma)"
+        how = ", non-linear" if args.nonlinear is not None else ""
+        what += f", edited_grid.png ({edit[0]} {edit[1]:+g} sigma{how})"
     print(f"wrote {args.n} completions of {args.image} to {out} ({what})")
 
 
@@ -494,6 +521,9 @@ def main(argv: list[str] | None = None) -> None:
         help="also write edited_grid.png: each completion edited along a direction (smiling=6)",
     )
     p.add_argument("--directions", default=None, help="directions.pt for --edit (default: the generator's)")
+    p.add_argument("--nonlinear", nargs="?", const="", default=None, metavar="NONLINEAR_PT",
+                   help="--edit with the non-linear edit (attribute classifiers on W; default file: the "
+                   "generator's nonlinear.pt) instead of the InterFaceGAN direction")  # fmt: skip
     p.add_argument("--device", default="auto")
     p.set_defaults(fn=cmd_inpaint)
 
@@ -560,6 +590,20 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--device", default="auto")
     t.set_defaults(fn=cmd_train_directions)
 
+    t = train_sub.add_parser(
+        "nonlinear",
+        help="attribute classifiers on W for non-linear edits of the SFN attributes (nonlinear.pt)",
+    )
+    t.add_argument("--generator", default="synthfaces64", help="bundled name or path of the generator")
+    t.add_argument("--sfn", default="sfn", help="SFN whose binary attributes label the samples")
+    t.add_argument("--n", "-n", type=positive_int, default=12000, help="labelled samples")
+    t.add_argument("--hidden", type=positive_int, default=128, help="width of the MLPs' hidden layers")
+    t.add_argument("--epochs", type=positive_int, default=40)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", default=None, help="default: data/pretrained/<generator>/nonlinear.pt")
+    t.add_argument("--device", default="auto")
+    t.set_defaults(fn=cmd_train_nonlinear)
+
     add_eval_parser(sub)
 
     p = sub.add_parser("reproduce", help="execute every notebook and regenerate figures/ (make reproduce)")
@@ -577,8 +621,8 @@ def main(argv: list[str] | None = None) -> None:
         for option, example in (("json", "results.json"), ("figure", "figure.png")):  # eval outputs
             if getattr(args, option, None):
                 output_file(getattr(args, option), f"--{option}", example)
-        if command == "train directions" and args.out is not None:
-            output_file(args.out, "--out", "directions.pt")
+        if command in ("train directions", "train nonlinear") and args.out is not None:
+            output_file(args.out, "--out", f"{args.model}.pt")
         args.fn(args)
     except KeyboardInterrupt:
         sys.exit(f"ganinv {command}: interrupted")

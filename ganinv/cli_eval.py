@@ -132,14 +132,25 @@ def cmd_eval_editing(args: argparse.Namespace) -> None:
     entries = recon_eval.entries_from_specs(
         args.entry, args.optim_steps, args.optim_n, bundled_name(args.generator)
     )
+    if args.no_entries:
+        entries = {}
+    nonlinear = None
+    if "non-linear" in args.editors:  # the generator's nonlinear.pt unless --nonlinear names another
+        from .nonlinear_editing import load_nonlinear
+
+        nonlinear = load_nonlinear(args.nonlinear or args.generator, G)
     sfn = load_sfn(args.sfn, device)
     result = edit_eval.evaluate_editing(
         entries, G, sfn, directions, attributes=args.attributes, n=args.n, seed=args.seed,
-        strengths=args.strengths or edit_eval.STRENGTHS, batch_size=args.batch_size,
+        strengths=args.strengths or edit_eval.STRENGTHS, batch_size=args.batch_size, nonlinear=nonlinear,
+        editors=args.editors, generated=args.generated,
     )  # fmt: skip
     result.update(generator=str(args.generator), directions_file=str(args.directions or args.generator),
                   sfn=str(args.sfn))  # fmt: skip
-    _report(args, result, edit_eval.markdown_table, figure=edit_eval.tradeoff_figure)
+    if nonlinear is not None:
+        result["nonlinear_file"] = str(args.nonlinear or args.generator)
+    _report(args, result, edit_eval.markdown_table, figure=edit_eval.tradeoff_figure,
+            merge=edit_eval.merge_results)  # fmt: skip
 
 
 def cmd_eval_inpainting(args: argparse.Namespace) -> None:
@@ -317,7 +328,25 @@ def add_eval_parser(sub) -> None:
     e.add_argument("--optim-steps", type=positive_int, default=300, help="steps of the optimisation methods")
     e.add_argument("--seed", type=int, default=EVAL_SEED, help="held-out seed")
     e.add_argument("--batch-size", type=positive_int, default=50)
-    _output_options(e, figure="write the fidelity / editability scatter to this PNG")
+    e.add_argument(
+        "--editors",
+        nargs="+",
+        choices=("linear", "non-linear"),
+        default=["linear"],
+        help="InterFaceGAN directions and / or the non-linear edit (rows '<name> · non-linear')",
+    )
+    e.add_argument(
+        "--nonlinear", default=None, help="nonlinear.pt of the non-linear editor (default: the generator's)"
+    )
+    e.add_argument(
+        "--generated",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also score N generated faces (rows 'generated', seed --seed)",
+    )
+    e.add_argument("--no-entries", action="store_true", help="no inversion rows (with --generated)")
+    _output_options(e, figure="write the fidelity / editability scatter to this PNG", add=True)
     e.set_defaults(fn=cmd_eval_editing)
     e = eval_sub.add_parser(
         "inpainting", help="diverse inpainting vs baselines per hole-ratio bucket (05_inpainting.json)"

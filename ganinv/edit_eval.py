@@ -156,9 +156,18 @@ def evaluate_editing(
     seed: int = EVAL_SEED,
     batch_size: int = 50,
     progress: bool = True,
+    nonlinear: Mapping[str, E.Direction] | None = None,
+    editors: Sequence[str] = ("linear",),
+    generated: int = 0,
 ) -> dict:
     """Invert the first ``n`` held-out SynthFaces of ``seed`` with every entry (an entry's own ``n`` may cut
     that), edit each attribute's direction at every strength (× its ``std``) and score it (module docstring).
+
+    ``editors``: "linear" (``directions``) and / or "non-linear" (``nonlinear``, a
+    :class:`~ganinv.nonlinear_editing.NonlinearDirections`); a row's name is the entry's name for the linear
+    editor and ``"<name> · non-linear"`` for the other (each row says its ``"editor"``). ``generated``: also
+    score that many generated faces (w of seed ``seed``, rows ``"generated"`` / ``"generated · non-linear"``,
+    reconstruction exact by construction); the entries may then be empty.
 
     Returns ``{"n", "seed", "image_size", "strengths", "attributes", "directions": {attr: {"kind", "std",
     "accuracy"}}, "methods": {name: {"method", "options", "n", "space", "reconstruction": {mse, lpips_sfn,
@@ -171,58 +180,125 @@ def evaluate_editing(
         raise ValueError(f"strengths: need at least one finite number, got {strengths}")
     if len(set(strengths)) != len(strengths):
         raise ValueError(f"strengths must be distinct, got {strengths}")
+    if not editors or any(e not in EDITORS for e in editors):
+        raise ValueError(f"editors: choose one or more of {list(EDITORS)}, got {list(editors)}")
+    if "non-linear" in editors and nonlinear is None:
+        raise ValueError("the non-linear editor needs non-linear directions (`nonlinear=`)")
+    if not entries and generated < 1:
+        raise ValueError("nothing to score: give entries or generated >= 1")
     check_entries(entries, n, batch_size)
     names = _attributes(directions, sfn, attributes)
+    dirs = {"linear": directions, "non-linear": nonlinear}
+    if "non-linear" in editors and (missing := [a for a in names if a not in nonlinear]):
+        raise ValueError(f"no non-linear direction for attribute(s) {missing}; they hold {list(nonlinear)}")
     dev, size = G.w_avg.device, G.size
-    x_all, _ = held_out(n, size, seed)  # [n, 3, S, S]; the factors are read off the reconstructions
+    x_all, _ = held_out(n, size, seed) if entries else (None, None)  # [n, 3, S, S]
     result: dict = {"n": n, "seed": seed, "image_size": size, "strengths": strengths, "attributes": names,
-                    "directions": {a: {"kind": directions[a].kind, "std": float(directions[a].std),
-                                       "accuracy": directions[a].accuracy} for a in names},
-                    "methods": {}}  # fmt: skip
+                    "directions": {a: _meta(directions[a]) for a in names}, "methods": {}}  # fmt: skip
+    if "non-linear" in editors:
+        result["nonlinear_directions"] = {a: _meta(nonlinear[a]) for a in names}
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=sum(min(n, e.n or n) for e in entries.values()), desc="editing", unit="img")
-    for name, entry in entries.items():
-        m = min(n, entry.n or n)
-        encoder = entry_encoder(entry, dev)
+        total = sum(min(n, e.n or n) for e in entries.values()) + generated
+        bar = tqdm(total=total, desc="editing", unit="img")
+    jobs = [(name, entry) for name, entry in entries.items()] + ([("generated", None)] if generated else [])
+    for name, entry in jobs:
+        m = min(n, entry.n or n) if entry is not None else generated
+        encoder = entry_encoder(entry, dev) if entry is not None else None
         fid: dict[str, list] = {k: [] for k in FIDELITY_KEYS}
-        rows = {(a, s): {k: [] for k in EDIT_KEYS} for a in names for s in strengths}
-        by_factor: dict[str, dict[str, list]] = {a: {} for a in names}
+        rows = {(e, a, s): {k: [] for k in EDIT_KEYS} for e in editors for a in names for s in strengths}
+        by_factor: dict[tuple, dict[str, list]] = {(e, a): {} for e in editors for a in names}
         space = "W"
+        w_gen = E.sample_w(G, m, seed) if entry is None else None  # [m, D]
         for start in range(0, m, batch_size):
-            x = x_all[start : min(start + batch_size, m)].to(dev)
-            res = invert(x, entry.method, generator=G, encoder=encoder, **entry.options)
-            codes = {"w": res.w, "w_plus": res.w_plus, "f": res.f}
+            stop = min(start + batch_size, m)
+            if entry is None:  # a generated face: its code is exact, its image is G(w)
+                codes = {"w": w_gen[start:stop].to(dev), "w_plus": None, "f": None}
+                with torch.no_grad():
+                    x = G.synthesis(codes["w"], noise_mode="const").clamp(-1, 1)
+            else:
+                x = x_all[start:stop].to(dev)
+                res = invert(x, entry.method, generator=G, encoder=encoder, **entry.options)
+                codes = {"w": res.w, "w_plus": res.w_plus, "f": res.f}
             space = _space(codes)
             with torch.no_grad():
                 ref = reference_read(G, sfn, codes)
                 fid["mse"].append(mse(ref["image"], x).cpu())
                 fid["lpips_sfn"].append(lpips_features(ref["image"], x, sfn).cpu())
                 fid["id_sfn"].append(id_similarity(ref["image"], x, sfn).cpu())
-            for a in names:
-                d = directions[a]
-                for s in strengths:
-                    scores = edit_scores(G, sfn, codes, x, d, s * d.std, a, ref)
-                    for k, v in scores.pop("changes").items():
-                        by_factor[a].setdefault(k, []).append(v.cpu())
-                    for k in EDIT_KEYS:
-                        rows[(a, s)][k].append(scores[k].cpu())
+            for e in editors:
+                for a in names:
+                    d = dirs[e][a]
+                    for s in strengths:
+                        scores = edit_scores(G, sfn, codes, x, d, s * d.std, a, ref)
+                        for k, v in scores.pop("changes").items():
+                            by_factor[(e, a)].setdefault(k, []).append(v.cpu())
+                        for k in EDIT_KEYS:
+                            rows[(e, a, s)][k].append(scores[k].cpu())
             if bar is not None:
                 bar.update(x.shape[0])
                 bar.set_postfix(method=name)
-        edits = {a: {"by_strength": [{"strength": s, **{k: _mean(rows[(a, s)][k]) for k in EDIT_KEYS}}
-                                     for s in strengths],
-                     "leakage_by_factor": {k: _mean(v) for k, v in by_factor[a].items()}}
-                 for a in names}  # fmt: skip
         recon = {k: _mean(v) for k, v in fid.items()}
-        result["methods"][name] = {"method": entry.method, "options": dict(entry.options), "n": m,
-                                   "space": space, "reconstruction": recon, "edits": edits,
-                                   "summary": _summary(edits, recon, strengths)}  # fmt: skip
+        for e in editors:
+            edits = {a: {"by_strength": [{"strength": s, **{k: _mean(rows[(e, a, s)][k]) for k in EDIT_KEYS}}
+                                         for s in strengths],
+                         "leakage_by_factor": {k: _mean(v) for k, v in by_factor[(e, a)].items()}}
+                     for a in names}  # fmt: skip
+            row = name if e == "linear" else f"{name} · non-linear"
+            method = entry.method if entry is not None else "generated"
+            options = dict(entry.options) if entry is not None else {}
+            result["methods"][row] = {"method": method, "options": options, "n": m, "space": space,
+                                      "editor": e, "reconstruction": recon, "edits": edits,
+                                      "summary": _summary(edits, recon, strengths)}  # fmt: skip
     if bar is not None:
         bar.close()
     return result
+
+
+EDITORS = ("linear", "non-linear")  # InterFaceGAN directions; ganinv.nonlinear_editing
+MERGE_KEYS = ("n", "seed", "image_size", "strengths", "attributes", "generator", "sfn")
+
+
+def _meta(d) -> dict:
+    return {"kind": d.kind, "std": float(d.std), "accuracy": d.accuracy}
+
+
+def merge_results(old: dict, new: dict) -> dict:
+    """``old`` with the method rows of ``new`` added (same names replaced) and, when ``new`` has them, its
+    non-linear directions' metadata; ValueError unless both were scored on the same images, strengths,
+    attributes, generator and SFN (``ganinv eval editing --add``)."""
+    if differ := [k for k in MERGE_KEYS if old.get(k) != new.get(k)]:
+        raise ValueError(
+            "cannot add rows scored differently: "
+            + ", ".join(f"{k} {old.get(k)!r} vs {new.get(k)!r}" for k in differ)
+        )
+    out = {**old, "methods": {**old["methods"], **new["methods"]}}
+    if "nonlinear_directions" in new:
+        out["nonlinear_directions"] = new["nonlinear_directions"]
+    return out
+
+
+def attribute_table(result: dict, methods: Sequence[str], strength: float | None = None) -> dict:
+    """Per attribute and method, the scores at ±``strength`` (default: the largest |strength|), both signs
+    averaged (``target_change`` signed towards the edit): ``{attr: {method: {success, target_change,
+    leakage, identity}}}``."""
+    top = max(abs(s) for s in result["strengths"]) if strength is None else abs(float(strength))
+    out: dict = {}
+    for a in result["attributes"]:
+        for m in methods:
+            rows = [r for r in result["methods"][m]["edits"][a]["by_strength"] if abs(r["strength"]) == top]
+            if not rows:
+                raise ValueError(f"no rows at strength ±{top:g} (strengths {result['strengths']})")
+            out.setdefault(a, {})[m] = {
+                "success": sum(r["success"] for r in rows) / len(rows),
+                "target_change": sum(math.copysign(1.0, r["strength"]) * r["target_change"] for r in rows)
+                / len(rows),
+                "leakage": sum(r["leakage"] for r in rows) / len(rows),
+                "identity": sum(r["identity"] for r in rows) / len(rows),
+            }
+    return out
 
 
 def _summary(edits: dict, recon: dict, strengths: list[float]) -> dict:

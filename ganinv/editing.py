@@ -294,8 +294,14 @@ def edit(
     """``latent + strength * direction`` on layers [start, end) of w⁺ (default: all, or the Direction's).
 
     ``latent`` is w [N, D] (returned as w [N, D] unless ``layers`` leaves some layers out, then as w⁺
-    [N, n_latent, D]) or w⁺ [N, n_latent, D]. ``strength`` is a number or one per sample [N].
+    [N, n_latent, D]) or w⁺ [N, n_latent, D]. ``strength`` is a number or one per sample [N]. A
+    ``NonlinearDirection`` (:mod:`ganinv.nonlinear_editing`) walks its gradient field instead, with
+    ``strength`` the signed largest path length (same shapes and layer rule).
     """
+    if getattr(direction, "kind", None) == "nonlinear":
+        from .nonlinear_editing import edit_nonlinear
+
+        return edit_nonlinear(G, latent, direction, strength, layers)
     d, layers = _unpack(direction, layers)
     if d.shape != (G.style_dim,):
         raise ValueError(f"direction: expected shape [{G.style_dim}], got {list(d.shape)}")

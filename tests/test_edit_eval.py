@@ -247,7 +247,7 @@ def test_eval_editing_cli_writes_json_figure_and_table(G, tiny, tmp_path, capsys
     assert result["strengths"] == [-1, 1] and result["directions"]["smiling"]["accuracy"] == 0.8
     assert result["directions_file"] == str(dirs_path) and result["sfn"] == str(sfn_path)
     row = result["methods"]["pSp"]
-    assert set(row) == {"method", "options", "n", "space", "reconstruction", "edits", "summary"}
+    assert set(row) == {"method", "options", "n", "space", "editor", "reconstruction", "edits", "summary"}
     assert [r["strength"] for r in row["edits"]["smiling"]["by_strength"]] == [-1, 1]
     assert set(row["summary"]) == {"strength", "fidelity", "editability", "target_change", "leakage",
                                    "identity", "identity_to_reconstruction"}  # fmt: skip
