@@ -8,6 +8,9 @@ chosen space: W (its w), W⁺ (its w⁺) or F (w⁺ and f, with f̂ = f + G_f(ŵ
 :func:`ganinv.editing.edit_f`). Style mixing shows layers [0, cutoff) of the edited code (without f) and
 the rest from a second seed. What is observable is a trait value (tests read traits, no browser needed): the
 picture is ``image.value`` (PNG bytes), messages are ``status.value``; the pure functions below do the work.
+The "edits" toggle switches the attribute sliders between the linear InterFaceGAN directions and the
+non-linear edit of :mod:`ganinv.nonlinear_editing` (the attribute classifiers' gradient walk, k σ of path
+length), where the generator has a ``nonlinear.pt``.
 
 Documented choices: changing the seed or ψ shows the seed's sample again (leaving an upload). Uploads are
 decoded by the rules of :mod:`ganinv.data.images`; a square image of another size is resized (Lanczos) to
@@ -184,6 +187,7 @@ class LatentExplorer:
         max_sigma: float = 8.0,
         continuous_update: bool = False,
         display_size: int = 256,
+        nonlinear: Mapping[str, object] | str | None = None,
     ) -> None:
         self.device = torch.device(device)
         if isinstance(generator, nn.Module):
@@ -197,6 +201,7 @@ class LatentExplorer:
         if bad := [k for k, d in dirs.items() if tuple(d.vector.shape) != (self.G.style_dim,)]:
             raise ValueError(f"directions {bad} do not have G's w shape [{self.G.style_dim}]")
         self.directions = dirs
+        self.nonlinear = _nonlinear(self.G, nonlinear, name)  # attribute -> NonlinearDirection ({}: none)
         self.invert_fn, self.encoder = invert_fn, encoder if encoder is not None else name
         self.invert_kwargs, self.image_size = dict(invert_kwargs or {}), image_size or self.G.size
         self.render_count = 0  # renders of the main picture (tests and benchmarks count them)
@@ -234,10 +239,17 @@ class LatentExplorer:
         self.method = W.Dropdown(options=options, value=method, description="method")
         self.method.layout.display = "none" if self.invert_fn is not None else ""
         self.reset_button = W.Button(description="reset edits")
+        self.editor = W.ToggleButtons(
+            options=("linear", "non-linear"),
+            value="linear",
+            description="edits",
+            tooltips=["InterFaceGAN directions", "attribute classifiers' gradient walk"],
+        )
+        self.editor.layout.display = "" if self.nonlinear else "none"
 
         for c in (self.seed, self.truncation):
             c.observe(self._on_sample, names="value")
-        for c in (self.mode, *self.sliders.values(), self.mix, self.mix_seed, self.cutoff):
+        for c in (self.mode, self.editor, *self.sliders.values(), self.mix, self.mix_seed, self.cutoff):
             c.observe(lambda _: self._request(), names="value")
         for c in (self.layer_start, self.layer_end):
             c.observe(self._on_layers, names="value")
@@ -246,7 +258,7 @@ class LatentExplorer:
         self.reset_button.on_click(lambda _: self.reset())
 
         rows: list[widgets.Widget] = [W.HBox([self.image, self.mix_image]), self.status]
-        rows += [W.HBox([self.seed, self.truncation]), self.mode]
+        rows += [W.HBox([self.seed, self.truncation]), self.mode, self.editor]
         for title, gan in (("InterFaceGAN", False), ("GANSpace", True)):
             if names := [k for k, d in self.directions.items() if (d.kind == "ganspace") == gan]:
                 rows += [W.HTML(f"<b>{title}</b> (σ of sampled w)"), *(self.sliders[k] for k in names)]
@@ -359,12 +371,13 @@ class LatentExplorer:
 
     def edits(self) -> list[Edit]:
         """The active edits ``(direction, strength in w units, layers)`` in slider order."""
-        layers = (self.layer_start.value, self.layer_end.value)
-        return [
-            (d, self.sliders[k].value * d.std, layers if d.kind == "ganspace" else d.layers)
-            for k, d in self.directions.items()
-            if self.sliders[k].value
-        ]
+        layers, out = (self.layer_start.value, self.layer_end.value), []
+        for k, d in self.directions.items():
+            if self.editor.value == "non-linear" and k in self.nonlinear:
+                d = self.nonlinear[k]  # the same slider, in σ of path length
+            if self.sliders[k].value:
+                out.append((d, self.sliders[k].value * d.std, layers if d.kind == "ganspace" else d.layers))
+        return out
 
     def code(self) -> tuple[torch.Tensor, Features | None, str]:
         """The unedited code of the current mode: (w or w⁺, f or None, a note when the mode fell back)."""
@@ -403,12 +416,31 @@ class LatentExplorer:
         the GANSpace layers / mixing settings when they matter."""
         out = dict(source=self._source_name, seed=int(self.seed.value))
         out.update(truncation=round(float(self.truncation.value), 3), mode=self.mode.value)
+        if self.editor.value != "linear":
+            out["editor"] = self.editor.value
         out["edits"] = {k: round(float(s.value), 2) for k, s in self.sliders.items() if s.value}
         if any(self.directions[k].kind == "ganspace" for k in out["edits"]):
             out["layers"] = [self.layer_start.value, self.layer_end.value]
         if self.mix.value:
             out["mix"] = {"seed": int(self.mix_seed.value), "cutoff": int(self.cutoff.value)}
         return out
+
+
+def _nonlinear(G: nn.Module, nonlinear, generator: str | None) -> dict:
+    """The explorer's non-linear directions: as given (a mapping or a path / bundled name), else the
+    generator's bundled ``nonlinear.pt`` when it has one, else none ({})."""
+    from .nonlinear_editing import load_nonlinear
+
+    if isinstance(nonlinear, (str, os.PathLike)):
+        return dict(load_nonlinear(nonlinear, G))
+    if nonlinear is not None:
+        return dict(nonlinear)
+    if generator is None:
+        return {}
+    try:
+        return dict(load_nonlinear(generator, G))
+    except CheckpointError:
+        return {}
 
 
 def _methods() -> list[str]:

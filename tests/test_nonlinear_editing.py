@@ -182,3 +182,26 @@ def test_eval_editing_scores_nonlinear_and_generated_rows_and_adds_them(G, tmp_p
     with pytest.raises(SystemExit, match="cannot add rows scored differently"):
         main(["eval", "editing", *other, "--generated", "2", "--no-entries", "--add"])
     capsys.readouterr()
+
+
+def test_explorer_toggle_switches_the_attribute_sliders_to_the_nonlinear_edit(G, g_dirs):
+    from ganinv import widgets as W
+
+    lin = E.Directions(
+        {"a": E.Direction(torch.nn.functional.normalize(torch.ones(16), dim=0), "interfacegan", 1.0)}
+    )
+    ex = W.LatentExplorer(G, lin, nonlinear=g_dirs, n_components=0, seed=2)
+    assert ex.editor.layout.display == "" and ex.editor.value == "linear"
+    ex.sliders["a"].value = 3.0
+    linear_png = bytes(ex.image.value)
+    ((d, strength, _),) = ex.edits()
+    assert d is lin["a"] and strength == 3.0
+    ex.editor.value = "non-linear"
+    ((d, strength, _),) = ex.edits()
+    assert d is g_dirs["a"] and strength == 3.0 * g_dirs["a"].std
+    w = ex.sample_w(2)
+    expected = W.png_bytes(E.render(G, w + g_dirs["a"].shift(w, strength)))
+    assert bytes(ex.image.value) == expected != linear_png
+    assert ex.state()["editor"] == "non-linear"
+    plain = W.LatentExplorer(G, lin, n_components=0)  # a module, no bundled nonlinear.pt: no toggle
+    assert plain.nonlinear == {} and plain.editor.layout.display == "none"
