@@ -159,6 +159,13 @@ def test_stage2_can_fuse_at_other_resolutions_and_keeps_stage1(tmp_path, G):
             ti.train(tiny(tmp_path, "bad", stage=2, init=str(init), **bad))
     with pytest.raises(ValueError, match="stage-2 settings"):
         ti.train(tiny(tmp_path, "bad1", f_res="16"))
+    # --f-res on a stage-2 file: stage 2 from scratch (fresh skip encoder), even at the same resolutions
+    again = ti.build_model(ti.preset("tiny", stage=2, init=str(tmp_path / "s2"), f_res="8,16,32"), G)
+    assert all(torch.equal(again.state_dict()[k], b[k]) for k in first)
+    last = "skip.heads.32.2.weight"  # the zero-initialised output conv of a fresh head
+    assert b[last].abs().sum() > 0 and again.state_dict()[last].abs().sum() == 0
+    kept = ti.build_model(ti.preset("tiny", stage=2, init=str(tmp_path / "s2")), G)  # no --f-res: continue
+    assert torch.equal(kept.state_dict()[last], b[last].float())
 
 
 def test_seam_loss_penalises_steps_at_the_hole_border(G, sfn):

@@ -88,8 +88,8 @@ class InpaintTrainConfig(LoopConfig):
     out_dir: str = "runs/inpaint"
     stage: int = 1  # 1: encoder + mixer; 2: skip encoder only, from `init`
     init: str = ""  # stage 2: the stage-1 inpainter.pt (path or bundled name)
-    f_res: str = ""  # stage 2: fusion resolutions, e.g. "16,32,64" ("" = init's; other: a new skip encoder)
-    fuse_mask: str = ""  # stage 2: "hard" or "soft" mask_r ("" = init's)
+    f_res: str = ""  # stage 2: a fresh skip encoder fusing at e.g. "16,32,64" ("": train init's own further)
+    fuse_mask: str = ""  # stage 2: "hard", "soft" or "feather" mask_r of a fresh skip encoder ("": init's)
     generator: str = "synthfaces64"  # bundled name, checkpoint path, or "tiny-random"
     discriminator: str = ""  # D of case B: "" = the generator's own, or a bundled name / path / "tiny-random"
     sfn: str = "sfn"  # feature net of LPIPS-SFN / ID-SFN: bundled name, path, "tiny-random" or "" (none)
@@ -218,15 +218,16 @@ def build_sfn(spec: str, seed: int = 0) -> SFN | None:
 
 
 def build_model(cfg: InpaintTrainConfig, G: Generator) -> Inpainter:
-    """Stage 1: a fresh model (weights from the global RNG); stage 2: the stage-1 model ``cfg.init``, with a
-    fresh (zero-output) skip encoder when ``f_res`` / ``fuse_mask`` ask for other fusion settings than it has
-    (encoder and mixer are kept: stage 2 freezes them, so any stage-2 file holds its stage 1 unchanged)."""
+    """Stage 1: a fresh model (weights from the global RNG); stage 2: the model ``cfg.init`` with its own
+    skip encoder, or, when ``f_res`` or ``fuse_mask`` is given, with a fresh (zero-output) skip encoder for
+    those settings. Encoder and mixer are always kept: stage 2 freezes them, so any stage-2 file holds its
+    stage 1 unchanged, and ``--init`` of a stage-2 file with ``--f-res`` retrains stage 2 from scratch."""
     if cfg.stage == 2:
         model = load_inpainter(cfg.init, G=G, device=G.w_avg.device)
+        if not (cfg.f_res or cfg.fuse_mask):
+            return model
         f_res = parse_resolutions(cfg.f_res) or model.cfg.f_res
         fuse_mask = cfg.fuse_mask or model.cfg.fuse_mask
-        if (f_res, fuse_mask) == (model.cfg.f_res, model.cfg.fuse_mask):
-            return model
         new_cfg = dataclasses.replace(
             model.cfg, f_res=f_res, f_channels=tuple(G.channels.get(r, 0) for r in f_res), fuse_mask=fuse_mask
         )
