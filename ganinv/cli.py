@@ -286,19 +286,26 @@ def cmd_train_encoder(args: argparse.Namespace) -> None:
         print(f"trained {cfg.kind} to step {result['step']}; encoder in {export}")
 
 
-def cmd_train_directions(args: argparse.Namespace) -> None:
+def _generator_and_output(args: argparse.Namespace, file: str) -> tuple:
+    """The fitting commands' start: (G in eval mode on ``--device``, the output path: ``--out``, or for a
+    bundled ``--generator`` data/pretrained/<name>/``file``)."""
     from .checkpoints import bundled_name, load_generator, pretrained_dir
+
+    name = bundled_name(args.generator)
+    if args.out is None and name is None:
+        raise ValueError(f"--out is required when --generator is a path (a bundled name defaults to "
+                         f"data/pretrained/<name>/{file})")  # fmt: skip
+    out = Path(args.out) if args.out is not None else pretrained_dir() / name / file
+    return load_generator(args.generator, device=_device(args.device)).eval(), out
+
+
+def cmd_train_directions(args: argparse.Namespace) -> None:
     from .edit_eval import fit_directions
     from .editing import save_directions, sfn_reader
     from .models.sfn import load_sfn
 
-    name = bundled_name(args.generator)
-    if args.out is None and name is None:
-        raise ValueError("--out is required when --generator is a path (a bundled name defaults to "
-                         "data/pretrained/<name>/directions.pt)")  # fmt: skip
-    out = Path(args.out) if args.out is not None else pretrained_dir() / name / "directions.pt"
-    device = _device(args.device)
-    G = load_generator(args.generator, device=device).eval()
+    G, out = _generator_and_output(args, "directions.pt")
+    device = G.w_avg.device
     if args.layers is not None and not 0 <= args.layers[0] < args.layers[1] <= G.n_latent:
         raise ValueError(f"--layers must satisfy 0 <= START < END <= {G.n_latent}, got {args.layers}")
     reader = sfn_reader(load_sfn(args.sfn, device))
@@ -312,18 +319,12 @@ def cmd_train_directions(args: argparse.Namespace) -> None:
 
 
 def cmd_train_nonlinear(args: argparse.Namespace) -> None:
-    from .checkpoints import bundled_name, load_generator, pretrained_dir
     from .editing import sfn_reader
     from .models.sfn import load_sfn
     from .nonlinear_editing import ClassifierConfig, nonlinear_directions, save_nonlinear
 
-    name = bundled_name(args.generator)
-    if args.out is None and name is None:
-        raise ValueError("--out is required when --generator is a path (a bundled name defaults to "
-                         "data/pretrained/<name>/nonlinear.pt)")  # fmt: skip
-    out = Path(args.out) if args.out is not None else pretrained_dir() / name / "nonlinear.pt"
-    device = _device(args.device)
-    G = load_generator(args.generator, device=device).eval()
+    G, out = _generator_and_output(args, "nonlinear.pt")
+    device = G.w_avg.device
     cfg = ClassifierConfig(hidden=args.hidden, epochs=args.epochs, seed=args.seed)
     reader = sfn_reader(load_sfn(args.sfn, device))
     dirs = nonlinear_directions(G, reader, n=args.n, cfg=cfg, generator=str(args.generator), progress=True,
