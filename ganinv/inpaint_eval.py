@@ -450,16 +450,18 @@ def bucket_figure(result: dict, path: str | None = None, keys: Sequence[str] = (
 
     fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.2), constrained_layout=True)
     for i, (name, r) in enumerate(result["entries"].items()):
-        for ax, k in zip(axes, keys):  # one colour per row in every panel, capped values left out
+        # one style per row in every panel: 10 colours, then the same colours dashed, then dotted
+        style = dict(color=f"C{i % 10}", linestyle=("-", "--", ":")[i // 10 % 3], marker="os^"[i // 10 % 3])
+        for ax, k in zip(axes, keys):  # capped values left out
             points = [(b["hole_ratio"], shown(b, k)) for b in r["buckets"].values()]
             points = [(x, y) for x, y in points if y is not None]
             if points:
-                ax.plot(*zip(*points), marker="o", color=f"C{i % 10}", label=name)
+                ax.plot(*zip(*points), label=name, **style)
     for ax, k in zip(axes, keys):
         ax.set_xlabel("hole ratio")
         ax.set_title(k + (" (lower is better)" if LOWER_IS_BETTER[k] else " (higher is better)"), fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))  # outside: no line hidden
     if path:
         fig.savefig(path, dpi=110)
     return fig
