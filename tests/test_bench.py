@@ -50,3 +50,26 @@ def test_gan_step_benchmark_json(tmp_path):
         assert abs(r["images_per_s"] - 4 / r["seconds_per_step"]) / r["images_per_s"] < 0.01
     ratio = rows[(0.25, "bf16")]["images_per_s"] / rows[(0.25, "fp32")]["images_per_s"]
     assert abs(data["bf16_speedup_over_fp32"]["0.25"] - ratio) < 0.01
+
+
+def test_encoder_step_benchmark_json(tmp_path):
+    from ganinv.bench import encoder_step
+
+    out = tmp_path / "encoder_step.json"
+    args = dict(preset="tiny", kinds=["psp"], variants=["fp32", "bf16"], steps=5, warmup=2, threads=1,
+                lr=5e-4, json=str(out))  # fmt: skip
+    encoder_step.main(argparse.Namespace(**args))
+    data = json.loads(out.read_text())
+    assert data["benchmark"] == "encoder_step" and data["baseline"] == "fp32"
+    rows = {r["variant"]: r for r in data["results"]}
+    assert set(rows) == {"fp32", "bf16"}
+    for r in rows.values():
+        assert len(r["loss_curve"]) == 5 and r["steps_per_s"] > 0
+        assert abs(r["steps_per_s"] * r["seconds_per_step"] - 1) < 0.01
+    # the same seeds and data: the first step's loss agrees to bfloat16 precision
+    assert (
+        abs(rows["bf16"]["loss_curve"][0] - rows["fp32"]["loss_curve"][0])
+        < 0.02 * rows["fp32"]["loss_curve"][0]
+    )
+    ratio = rows["bf16"]["steps_per_s"] / rows["fp32"]["steps_per_s"]
+    assert abs(data["summary"]["psp bf16"]["speedup_over_baseline"] - ratio) < 0.01

@@ -266,3 +266,45 @@ def test_cli_train_and_eval(tmp_path, capsys):
         cli_main(["train", "e4e", "--preset", "tiny", "--kind", "psp"])
     with pytest.raises(SystemExit, match="unknown backbone_init"):
         cli_main(["train", "clcae", "--preset", "tiny", "--backbone-init", "imagenet"])
+
+
+# -- speed options ---------------------------------------------------------------------------------------
+
+
+def test_precision_and_snapshot_options_are_checked(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown precision 'fp8' \(--precision\)"):
+        te.train(tiny(tmp_path, "a", precision="fp8"))
+    for bad in ("12k", "0", "1200,-5"):
+        with pytest.raises(ValueError, match="--snapshot-steps takes whole steps"):
+            te.train(tiny(tmp_path, "b", snapshot_steps=bad))
+    assert te.snapshot_steps(tiny(tmp_path, "c", snapshot_steps=" 3, 1,3")) == {1, 3}
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_snapshots_keep_the_export_of_their_step(tmp_path):
+    cfg = tiny(tmp_path, "run", kind="psp", total_steps=4, checkpoint_every=4, snapshot_steps="1,3")
+    te.train(cfg)
+    snaps = sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir())
+    assert snaps == ["step_000001", "step_000003"]
+    steps = [load_checkpoint(tmp_path / "run" / "snapshots" / s / "psp_encoder.pt")["step"] for s in snaps]
+    assert steps == [1, 3] and load_checkpoint(tmp_path / "run" / "psp_encoder.pt")["step"] == 4
+
+
+def test_bf16_changes_the_losses_only_by_rounding_and_may_be_switched_on_resume(tmp_path):
+    kw = dict(kind="clcae", total_steps=3, checkpoint_every=1, log_every=1)
+    fp32 = te.train(tiny(tmp_path, "fp32", **kw))["history"]
+    bf16 = te.train(tiny(tmp_path, "bf16", precision="bf16", **kw))["history"]
+    for a, b in zip(fp32, bf16, strict=True):
+        assert a["loss"] != b["loss"] and abs(a["loss"] - b["loss"]) < 0.03 * a["loss"], (a, b)
+        assert b["wall_s"] >= 0
+    with pytest.warns(UserWarning, match="precision"):
+        te.train(tiny(tmp_path, "fp32", resume=True, precision="bf16", **{**kw, "total_steps": 4}))
+
+
+@pytest.mark.slow
+def test_compiled_generator_gives_the_eager_losses(tmp_path):
+    kw = dict(kind="clcae", total_steps=2, checkpoint_every=2, log_every=1, f_ramp_steps=4)
+    eager = te.train(tiny(tmp_path, "eager", **kw))["history"]
+    compiled = te.train(tiny(tmp_path, "compiled", compile=True, **kw))["history"]
+    for a, b in zip(eager, compiled, strict=True):
+        assert abs(a["loss"] - b["loss"]) < 1e-4 * a["loss"], (a, b)

@@ -1,4 +1,4 @@
-"""``python -m ganinv.bench {generator,gan-step,sfn-step,synthfaces,explorer} [--json OUT]``."""
+"""``python -m ganinv.bench {generator,gan-step,sfn-step,encoder-step,synthfaces,explorer} [--json OUT]``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ BENCHMARKS = {
     "sfn-step": (
         "ganinv.bench.sfn_step",
         "images/s of SFN training steps, contiguous vs channels-last layout",
+    ),
+    "encoder-step": (
+        "ganinv.bench.encoder_step",
+        "steps/s of CLCAE / pSp / e4e training, fp32 vs bf16 autocast vs torch.compile",
     ),
     "synthfaces": ("ganinv.bench.synthfaces", "images/s of the SynthFaces renderer on one core"),
     "explorer": ("ganinv.bench.explorer", "seconds per update of the LatentExplorer widget"),

@@ -78,10 +78,13 @@ from .contrastive import (
 from .gan import RealImages
 from .gan_eval import real_images
 from .loop import (
+    PRECISIONS,
     LoopConfig,
     Progress,
+    autocast,
     begin,
     from_preset,
+    keep_snapshot,
     restore,
     save_training_state,
     seed_everything,
@@ -136,12 +139,16 @@ class EncoderTrainConfig(LoopConfig):
     lr: float = 1e-4  # Adam learning rate
     threads: int = 0  # torch.set_num_threads on CPU (0 = torch's default)
     eval_n: int = 500  # at the end, evaluate_encoder on this many held-out SynthFaces -> eval.json (0 = off)
+    precision: str = "fp32"  # "bf16": autocast the step's forward passes (encoder, G, SFN) to bfloat16
+    compile: bool = False  # torch.compile G's synthesis passes (minutes of compiling first, then faster)
+    snapshot_steps: str = ""  # comma-separated steps whose export is kept in snapshots/step_NNNNNN/
 
     def __post_init__(self) -> None:
         if not self.out_dir:
             self.out_dir = f"runs/{self.kind}"
 
-    RUN_ONLY: ClassVar[frozenset[str]] = LoopConfig.RUN_ONLY | {"threads", "eval_n"}  # not the weights
+    RUN_ONLY: ClassVar[frozenset[str]] = LoopConfig.RUN_ONLY | {"threads", "eval_n", "snapshot_steps"}
+    NUMERICS: ClassVar[frozenset[str]] = frozenset({"precision", "compile"})  # may be switched when resuming
 
 
 PRESETS: dict[str, dict] = {
@@ -184,6 +191,9 @@ def check_config(cfg: EncoderTrainConfig) -> None:
                 f"unknown {name} {getattr(cfg, name)!r} (--{name.replace('_', '-')}); "
                 f"choose one of {', '.join(allowed)}"
             )
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {cfg.precision!r} (--precision); choose one of {PRECISIONS}")
+    snapshot_steps(cfg)
     if not 0 <= cfg.generated_fraction <= 1:
         raise ValueError(f"--generated-fraction must be in [0, 1], got {cfg.generated_fraction}")
     if cfg.data == "synthfaces" and cfg.data_seed == EVAL_SEED and cfg.generated_fraction < 1:
@@ -195,6 +205,20 @@ def check_config(cfg: EncoderTrainConfig) -> None:
         )
     if cfg.kind == "clcae" and cfg.use_align and cfg.batch_size < 2:
         raise ValueError(f"L_align needs batch_size >= 2 (in-batch negatives), got {cfg.batch_size}")
+
+
+def snapshot_steps(cfg: EncoderTrainConfig) -> set[int]:
+    """The steps of ``cfg.snapshot_steps`` ("1200,3000" -> {1200, 3000}); ValueError for anything else."""
+    try:
+        steps = {int(part) for part in cfg.snapshot_steps.replace(" ", "").split(",") if part}
+    except ValueError:
+        steps = {0}
+    if any(step < 1 for step in steps):
+        raise ValueError(
+            f"--snapshot-steps takes whole steps >= 1 separated by commas (e.g. 1200,3000), "
+            f"got {cfg.snapshot_steps!r}"
+        )
+    return steps
 
 
 def load_aligner(cfg: EncoderTrainConfig, G: Generator, device) -> ContrastiveAligner | None:
@@ -309,6 +333,8 @@ class Objective:
         aligner: ContrastiveAligner | None = None,
     ) -> None:
         self.cfg, self.G, self.rec, self.aligner = cfg, G, rec, aligner
+        # G's passes are most of a step; compiled, their many small element-wise ops are fused
+        self.synthesis = torch.compile(G.synthesis) if cfg.compile else G.synthesis
 
     def __call__(
         self, model: nn.Module, x: torch.Tensor, w_true: torch.Tensor, step: int, noise: list | None = None
@@ -317,16 +343,24 @@ class Objective:
         terms: dict[str, torch.Tensor] = {}
 
         def render(ws: torch.Tensor, **kw) -> torch.Tensor:  # [N, 3, S, S]
-            return pool_to(G.synthesis(ws, noise=noise, **kw), size)
+            return pool_to(self.synthesis(ws, noise=noise, **kw), size)
 
         if cfg.kind == "clcae":
             out: CLCAEOutput = model(x)
-            img_w = render(out.w)
-            img_wp, feats = G.synthesis(out.w_plus, noise=noise, return_features=True)
+            if cfg.compile:  # as the w+ pass below, so that both share one compiled graph
+                img_w = pool_to(
+                    self.synthesis(G.broadcast(out.w), noise=noise, return_features=True)[0], size
+                )
+            else:
+                img_w = render(out.w)
+            img_wp, feats = self.synthesis(out.w_plus, noise=noise, return_features=True)
             images = {"w": img_w, "w+": pool_to(img_wp, size)}
             if out.f is not None:
                 res = out.f.shape[-1]
                 s = f_blend_at(step, cfg.f_ramp_steps, cfg.f_ramp_restart)
+                s = (
+                    torch.tensor(s, device=x.device) if cfg.compile else s
+                )  # a float would recompile each step
                 images["f"] = render(out.w_plus, f=out.f, f_res=res, f_blend=s)
                 terms["freg"] = cfg.lambda_freg * feature_regulariser(out.f, feats[res])
             if self.aligner is not None:
@@ -355,7 +389,7 @@ class Objective:
 def train(cfg: EncoderTrainConfig) -> dict:
     """Train (or resume) one encoder; writes ``training_state.pt``, the export (:data:`EXPORT_FILES`; plus
     ``generator.pt`` for "tiny-random") and, if ``eval_n``, ``eval.json`` into ``cfg.out_dir``. Returns
-    ``{"step", "wall_s", <last logged terms>, "history": [{"step", <terms>}, ...], "eval"?}``."""
+    ``{"step", "wall_s", <last logged terms>, "history": [{"step", "wall_s", <terms>}, ...], "eval"?}``."""
     check_config(cfg)
     procs = begin(cfg)
     dev = procs.device
@@ -377,6 +411,7 @@ def train(cfg: EncoderTrainConfig) -> dict:
     logs: dict[str, float] = {}
     history: list[dict] = []  # the logged terms of this call, one dict per log step
     export = Path(cfg.out_dir) / EXPORT_FILES[cfg.kind]
+    snapshots = snapshot_steps(cfg)
 
     def checkpoint() -> None:
         _average_buffers(model, procs)  # BatchNorm statistics differ between processes: keep their mean
@@ -398,7 +433,8 @@ def train(cfg: EncoderTrainConfig) -> dict:
         x, w_true, noise = data.batch(step)
         if cfg.kind == "e4e":
             model.set_stage(model.stage_for_step(step, cfg.e4e_stage_every))
-        terms = objective(model, x, w_true, step, noise)
+        with autocast(cfg.precision, x.device):
+            terms = objective(model, x, w_true, step, noise)
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
         procs.average_gradients(model.parameters())
@@ -407,10 +443,12 @@ def train(cfg: EncoderTrainConfig) -> dict:
         log = step % cfg.log_every == 0 or step == cfg.total_steps
         if log:
             logs = {k: v.item() for k, v in terms.items()}
-            history.append({"step": step, **logs})
+            history.append({"step": step, "wall_s": time.perf_counter() - t0, **logs})
         bar.update(logs if log else None)
-        if step % cfg.checkpoint_every == 0 or step == cfg.total_steps:
+        if step % cfg.checkpoint_every == 0 or step == cfg.total_steps or step in snapshots:
             checkpoint()
+            if step in snapshots and procs.is_main:
+                keep_snapshot(cfg.out_dir, step, [export])
     bar.close()
     result: dict = {"step": step, "wall_s": round(time.perf_counter() - t0, 1), **logs, "history": history}
     if procs.is_main and cfg.eval_n > 0:

@@ -4,7 +4,6 @@ correction of the learning rate and betas (Sec. 4 and App. B of StyleGAN2)."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import math
@@ -28,9 +27,11 @@ from ..checkpoints import (
 from ..configs import config_from_dict
 from ..models.stylegan2 import Discriminator, Generator
 from .loop import (
+    PRECISIONS,
     LoopConfig,
     Processes,
     Progress,
+    autocast,
     begin,
     ema_update,
     from_preset,
@@ -82,15 +83,6 @@ class GANConfig(LoopConfig):
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"GANConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
-
-
-PRECISIONS = ("fp32", "bf16")
-
-
-def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """The mixed-precision context of the main G and D passes: bfloat16 autocast for ``"bf16"`` (fast on GPUs
-    and on CPUs with bf16 instructions, e.g. AVX512-BF16), a no-op for ``"fp32"``."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 PRESETS: dict[str, dict] = {

@@ -7,6 +7,7 @@ optimiser state, RNG state and data order as an uninterrupted run, so both give 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -87,6 +88,15 @@ class LoopConfig:
                 f"{out} already holds a run ({STATE_FILE}): pass --resume true to continue it, --overwrite "
                 "true to start over (its training state is replaced), or choose another --out-dir"
             )
+
+
+PRECISIONS = ("fp32", "bf16")  # a trainer's ``precision`` field
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """The mixed-precision context of a trainer's main forward passes: bfloat16 autocast for ``"bf16"`` (fast
+    on GPUs and on CPUs with bf16 instructions, e.g. AVX512-BF16 / AMX), a no-op for ``"fp32"``."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 _FIELD_COMMENT = re.compile(r"^    (\w+)\s*:[^=#]+=[^#]*#\s*(.+?)\s*$")
