@@ -71,6 +71,30 @@ def _report(args: argparse.Namespace, result: dict, table, figure=None, merge=No
         print(json.dumps(result, indent=2))
 
 
+def _report_with_comparisons(args: argparse.Namespace, result: dict, module, figure=None) -> None:
+    """:func:`_report` for a benchmark with ``--compare A B`` (``module.add_comparisons``): the pairs are
+    formed after ``--add`` merged the new rows into the file's, so rows of either may be paired."""
+    pairs = [tuple(p) for p in args.compare or ()]
+
+    def merge(old: dict, new: dict) -> dict:
+        return module.add_comparisons(module.merge_results(old, new), pairs)
+
+    if not args.add:
+        result = module.add_comparisons(result, pairs)
+    _report(args, result, module.markdown_table, figure=figure, merge=merge)
+
+
+def _compare_option(e: argparse.ArgumentParser) -> None:
+    e.add_argument(
+        "--compare",
+        nargs=2,
+        action="append",
+        metavar=("A", "B"),
+        help="paired difference B - A of two rows' per-image metrics with a 95%% bootstrap interval over "
+        "images (repeatable; stored under 'comparisons'; with --add, rows of the file count too)",
+    )
+
+
 def _output_options(e: argparse.ArgumentParser, figure: str | None = None, add: bool = False) -> None:
     """The benchmark commands' output options: --json, --add (rows into an existing --json), --figure
     (when ``figure`` describes it) and --device; :func:`_report` reads them."""
@@ -115,9 +139,9 @@ def cmd_eval_reconstruction(args: argparse.Namespace) -> None:
         args.entry, args.optim_steps, args.optim_n, bundled_name(args.generator)
     )
     sfn = load_sfn(args.sfn, device)
-    result = recon_eval.evaluate_reconstruction(entries, G, sfn, n=args.n, seed=args.seed)
+    result = recon_eval.evaluate_reconstruction(entries, G, sfn, n=args.n, seed=args.seed, per_image=True)
     result.update(generator=str(args.generator), sfn=str(args.sfn))
-    _report(args, result, recon_eval.markdown_table, merge=recon_eval.merge_results)
+    _report_with_comparisons(args, result, recon_eval)
 
 
 def cmd_eval_editing(args: argparse.Namespace) -> None:
@@ -167,14 +191,7 @@ def cmd_eval_inpainting(args: argparse.Namespace) -> None:
         entries, G, sfn, n=args.n, generator=args.generator, sfn_name=args.sfn, buckets=buckets,
         samples=args.samples, batch_size=args.batch_size,
     )  # fmt: skip
-    pairs = [tuple(p) for p in args.compare or ()]
-
-    def merge(old: dict, new: dict) -> dict:
-        return ie.add_comparisons(ie.merge_results(old, new), pairs)
-
-    if not args.add:
-        result = ie.add_comparisons(result, pairs)
-    _report(args, result, ie.markdown_table, figure=ie.bucket_figure, merge=merge)
+    _report_with_comparisons(args, result, ie, figure=ie.bucket_figure)
 
 
 def cmd_eval_contrastive(args: argparse.Namespace) -> None:
@@ -307,6 +324,7 @@ def add_eval_parser(sub) -> None:
     )
     e.add_argument("--optim-steps", type=positive_int, default=300, help="steps of the optimisation methods")
     e.add_argument("--seed", type=int, default=EVAL_SEED, help="held-out seed")
+    _compare_option(e)
     _output_options(e, add=True)
     e.set_defaults(fn=cmd_eval_reconstruction)
     e = eval_sub.add_parser(
@@ -367,14 +385,7 @@ def add_eval_parser(sub) -> None:
         choices=BUCKET_NAMES,
         help="hole-ratio buckets (CoModGAN's h0 = 0-20%% ... h4 = 80-100%%)",
     )
-    e.add_argument(
-        "--compare",
-        nargs=2,
-        action="append",
-        metavar=("A", "B"),
-        help="paired difference B - A of two rows' per-image metrics with a 95%% bootstrap interval over "
-        "images (repeatable; stored under 'comparisons'; with --add, rows of the file count too)",
-    )
+    _compare_option(e)
     e.add_argument("--optim-n", type=positive_int, default=50, help="images for masked optimisation (slow)")
     e.add_argument("--optim-steps", type=positive_int, default=200, help="steps of masked optimisation")
     e.add_argument("--batch-size", type=positive_int, default=25)

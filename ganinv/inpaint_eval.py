@@ -57,7 +57,7 @@ __all__ = [
     "biharmonic_inpaint", "as_method", "seam_excess", "evaluate_inpainting", "evaluate_methods",
     "metric_table", "write_json", "METHODS", "Entry", "parse_entry", "default_entries", "build_method",
     "evaluate_entries", "entries_from_specs", "merge_results", "mean_over_buckets", "markdown_table",
-    "bucket_figure", "BUCKET_NAMES", "PER_IMAGE_KEYS", "compare_rows", "add_comparisons",
+    "bucket_figure", "BUCKET_NAMES", "PER_IMAGE_KEYS", "add_comparisons",
 ]  # fmt: skip
 
 MASK_EVAL_SEED = 20230727  # fixed evaluation masks (training masks use other seeds)
@@ -366,46 +366,32 @@ def evaluate_entries(
 
 
 def add_comparisons(result: dict, pairs: Sequence[tuple[str, str]]) -> dict:
-    """``result`` with ``"comparisons": {"B vs A": compare_rows(...)}`` added for each pair of row names
-    ``(A, B)``; both rows need their per-image values (rows evaluated before those were stored cannot be
-    paired)."""
+    """``result`` with ``"comparisons": {"B vs A": {metric: interval}}`` added for each pair of row names
+    ``(A, B)``: per metric of :data:`PER_IMAGE_KEYS`, each image's mean over buckets, then
+    :func:`ganinv.stats.paired_bootstrap` over the images (95 % interval). Both rows need their per-image
+    values (rows evaluated before those were stored cannot be paired)."""
+    from .stats import compare_rows
+
+    def per_image(row: dict, key: str) -> torch.Tensor:  # [n]: the mean over buckets of each image
+        return torch.tensor([values[key] for values in row["per_image"].values()]).mean(0)
+
     rows = result["entries"]
     for a, b in pairs:
-        for name in (a, b):
-            if name not in rows:
-                raise ValueError(f"compare: no row named {name!r}; rows are {sorted(rows)}")
-            if "per_image" not in rows[name]:
-                raise ValueError(f"compare: row {name!r} has no per-image values; evaluate it again")
-        if rows[a]["n"] != rows[b]["n"]:
-            raise ValueError(
-                f"compare: {a!r} and {b!r} were scored on {rows[a]['n']} and {rows[b]['n']} images"
-            )
-    found = {f"{b} vs {a}": compare_rows(rows[a]["per_image"], rows[b]["per_image"]) for a, b in pairs}
+        if (
+            a in rows
+            and b in rows
+            and rows[a].get("per_image", {}).keys() != rows[b].get("per_image", {}).keys()
+        ):
+            raise ValueError(f"compare: {a!r} and {b!r} were scored on different hole-ratio buckets")
+    found = compare_rows(rows, pairs, PER_IMAGE_KEYS, per_image)
     return {**result, "comparisons": {**result.get("comparisons", {}), **found}}
-
-
-def compare_rows(a: dict[str, dict[str, list[float]]], b: dict[str, dict[str, list[float]]]) -> dict:
-    """Paired differences ``b - a`` of two rows' per-image metrics (``evaluate_inpainting(per_image=True)``
-    on the same images and masks): per metric of :data:`PER_IMAGE_KEYS`, the mean over buckets of each
-    image's value, then :func:`ganinv.stats.paired_bootstrap` over the images (95 % interval)."""
-    from .stats import paired_bootstrap
-
-    if a.keys() != b.keys():
-        raise ValueError(f"compare: the rows have different buckets, {sorted(a)} vs {sorted(b)}")
-
-    def per_image(rows: dict, key: str) -> torch.Tensor:  # [n]: the mean over buckets of each image
-        return torch.tensor([rows[label][key] for label in rows]).mean(0)
-
-    return {k: paired_bootstrap(per_image(a, k), per_image(b, k)) for k in PER_IMAGE_KEYS}
 
 
 def merge_results(old: dict, new: dict) -> dict:
     """``old`` with the rows of ``new`` added (same names replaced); ValueError unless both used the same
     images, masks, generator and SFN."""
     keys = ("n", "samples", "seed", "mask_seed", "image_size", "generator", "sfn")
-    merged = recon_eval.merge_results(old, new, keys, rows="entries")
-    comparisons = {**old.get("comparisons", {}), **new.get("comparisons", {})}
-    return {**merged, "comparisons": comparisons} if comparisons else merged
+    return recon_eval.merge_results(old, new, keys, rows="entries")
 
 
 def entries_from_specs(

@@ -23,13 +23,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .common import EVAL_SEED
+from .common import EVAL_SEED, rounded
 from .data import synthfaces as sf
 from .data.images import pool_to
 from .inversion import check_method, invert, resolve_encoder
 from .metrics import id_similarity, lpips_features, mse, psnr, ssim, summarize
 
 METRIC_KEYS = ("mse", "psnr", "ssim", "lpips_sfn", "id_sfn", "factor_error", "seconds_per_image")
+PER_IMAGE_KEYS = ("psnr", "ssim", "lpips_sfn", "id_sfn", "factor_error")  # kept per image for --compare
 LOWER_IS_BETTER = {"mse": True, "psnr": False, "ssim": False, "lpips_sfn": True, "id_sfn": False,
                    "factor_error": True, "seconds_per_image": True}  # fmt: skip
 
@@ -130,11 +131,13 @@ def evaluate_reconstruction(
     seed: int = EVAL_SEED,
     batch_size: int = 100,
     progress: bool = True,
+    per_image: bool = False,
 ) -> dict:
     """Score every entry on the first ``n`` held-out SynthFaces of ``seed`` (an entry's own ``n`` may cut
     that). Reconstructions are clamped to [-1, 1] as saved images would be. Returns ``{"n", "seed",
     "image_size", "input": the SFN floor, "methods": {name: {"method", "n", <METRIC_KEYS>, "*_std",
-    "factor_error_by_factor"}}}``."""
+    "factor_error_by_factor"}}}``; with ``per_image`` each row also holds ``"per_image": {metric: [n values,
+    4 significant digits]}`` for :data:`PER_IMAGE_KEYS`, which :func:`add_comparisons` pairs."""
     check_entries(entries, n, batch_size)
     dev = G.w_avg.device
     size = G.size
@@ -170,6 +173,8 @@ def evaluate_reconstruction(
                 bar.set_postfix(method=name)
         row = _finish(values, m)
         row["seconds_per_image"] = seconds / m
+        if per_image:
+            row["per_image"] = rounded({k: torch.cat(values[k]).tolist() for k in PER_IMAGE_KEYS}, 4)
         result["methods"][name] = {"method": entry.method, **row, "options": dict(entry.options)}
     if bar is not None:
         bar.close()
@@ -208,6 +213,17 @@ def parse_entry(spec: str) -> tuple[str, Entry]:
     return name, Entry(method, encoder or None)
 
 
+def add_comparisons(result: dict, pairs: Sequence[tuple[str, str]]) -> dict:
+    """``result`` with ``"comparisons": {"B vs A": {metric: interval}}`` for each pair of row names ``(A,
+    B)``: the paired difference B - A over the held-out images of each metric of :data:`PER_IMAGE_KEYS`,
+    with its 95 % bootstrap interval (:func:`ganinv.stats.paired_bootstrap`). Both rows need per-image
+    values (:func:`evaluate_reconstruction` with ``per_image=True``)."""
+    from .stats import compare_rows
+
+    found = compare_rows(result["methods"], pairs, PER_IMAGE_KEYS, lambda row, key: row["per_image"][key])
+    return {**result, "comparisons": {**result.get("comparisons", {}), **found}}
+
+
 MERGE_KEYS = ("n", "seed", "image_size", "generator", "sfn")
 
 
@@ -220,7 +236,10 @@ def merge_results(old: dict, new: dict, keys: Sequence[str] = MERGE_KEYS, rows: 
             "cannot add rows scored differently: "
             + ", ".join(f"{k} {old.get(k)!r} vs {new.get(k)!r}" for k in differ)
         )
-    return {**old, rows: {**old[rows], **new[rows]}}
+    merged = {**old, rows: {**old[rows], **new[rows]}}
+    if comparisons := {**old.get("comparisons", {}), **new.get("comparisons", {})}:
+        merged["comparisons"] = comparisons
+    return merged
 
 
 def entries_from_specs(

@@ -9,11 +9,11 @@ whenever the interval contains zero.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-__all__ = ["paired_bootstrap", "verdict", "VERDICTS"]
+__all__ = ["paired_bootstrap", "verdict", "compare_rows", "VERDICTS"]
 
 VERDICTS = ("confirmed", "refuted", "undecided")
 
@@ -51,3 +51,29 @@ def verdict(interval: dict[str, float], expect: str) -> str:
     if not (below or above):
         return "undecided"
     return "confirmed" if below == (expect == "lower") else "refuted"
+
+
+def compare_rows(
+    rows: Mapping[str, Mapping],
+    pairs: Sequence[tuple[str, str]],
+    keys: Sequence[str],
+    values: Callable[[Mapping, str], Sequence[float] | torch.Tensor],
+) -> dict[str, dict[str, dict[str, float]]]:
+    """``{"B vs A": {key: paired_bootstrap(values(A, key), values(B, key))}}`` for each pair ``(A, B)`` of
+    benchmark rows scored on the same images; ``values(row, key)`` reads a row's per-image values. ValueError
+    naming the row when one is missing, has no ``"per_image"`` values, or was scored on another number of
+    images. Shared by the reconstruction and inpainting benchmarks' ``--compare``."""
+    for a, b in pairs:
+        for name in (a, b):
+            if name not in rows:
+                raise ValueError(f"compare: no row named {name!r}; rows are {sorted(rows)}")
+            if "per_image" not in rows[name]:
+                raise ValueError(f"compare: row {name!r} has no per-image values; evaluate it again")
+        if rows[a]["n"] != rows[b]["n"]:
+            raise ValueError(
+                f"compare: {a!r} and {b!r} were scored on {rows[a]['n']} and {rows[b]['n']} images"
+            )
+    return {
+        f"{b} vs {a}": {k: paired_bootstrap(values(rows[a], k), values(rows[b], k)) for k in keys}
+        for a, b in pairs
+    }

@@ -142,6 +142,22 @@ def test_cli_writes_the_json(G, tiny, tmp_path, capsys):
     with pytest.raises(SystemExit, match="n 2 vs 3"):
         main(["eval", "reconstruction", "--generator", str(gen), "--entry", f"p=psp@{enc}", "-n", "3",
               "--json", str(out), "--add", "--device", "cpu"])  # fmt: skip
+    # per-image values are kept, and --compare pairs rows of the file with new ones
+    assert len(merged["methods"]["pSp"]["per_image"]["lpips_sfn"]) == 2
+    main(["eval", "reconstruction", "--generator", str(gen), "--entry", "W2=optim-w", "-n", "2", "--optim-n",
+          "2", "--optim-steps", "2", "--json", str(out), "--add", "--compare", "pSp", "W2", "--device",
+          "cpu"])  # fmt: skip
+    d = json.loads(out.read_text())["comparisons"]["W2 vs pSp"]["lpips_sfn"]
+    rows = json.loads(out.read_text())["methods"]
+    expect = sum(
+        b - a for a, b in zip(rows["pSp"]["per_image"]["lpips_sfn"], rows["W2"]["per_image"]["lpips_sfn"])
+    )
+    assert (
+        d["mean"] == pytest.approx(expect / 2, abs=1e-4) and d["lo"] <= d["mean"] <= d["hi"] and d["n"] == 2
+    )
+    with pytest.raises(SystemExit, match="'W' and 'pSp' were scored on 1 and 2 images"):
+        main(["eval", "reconstruction", "--generator", str(gen), "--entry", f"p=psp@{enc}", "-n", "2",
+              "--json", str(out), "--add", "--compare", "W", "pSp", "--device", "cpu"])  # fmt: skip
 
 
 def test_results_figure_colours_the_methods_and_explains_them():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ganinv.stats import paired_bootstrap, verdict
+from ganinv.stats import compare_rows, paired_bootstrap, verdict
 
 
 def test_a_constant_difference_has_a_point_interval_and_a_clear_verdict():
@@ -39,3 +39,19 @@ def test_bad_inputs_are_refused():
         paired_bootstrap([1.0, 2.0], [1.0, 3.0], level=1.5)
     with pytest.raises(ValueError, match="expect"):
         verdict({"lo": 0.1, "hi": 0.2}, "better")
+
+
+def test_compare_rows_pairs_per_image_values_and_names_what_is_wrong():
+    rows = {
+        "a": {"n": 3, "per_image": {"m": [1.0, 2.0, 3.0]}},
+        "b": {"n": 3, "per_image": {"m": [2.0, 3.0, 5.0]}},
+        "old": {"n": 3, "m": 1.0},
+        "short": {"n": 2, "per_image": {"m": [1.0, 2.0]}},
+    }
+    out = compare_rows(rows, [("a", "b")], ["m"], lambda row, k: row["per_image"][k])
+    assert list(out) == ["b vs a"] and out["b vs a"]["m"]["mean"] == pytest.approx(4 / 3)
+    assert 1 <= out["b vs a"]["m"]["lo"] <= out["b vs a"]["m"]["hi"] <= 2
+    for pair, match in [(("a", "zz"), "no row named 'zz'"), (("a", "old"), "'old' has no per-image"),
+                        (("a", "short"), "scored on 3 and 2 images")]:  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            compare_rows(rows, [pair], ["m"], lambda row, k: row["per_image"][k])
