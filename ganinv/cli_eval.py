@@ -194,6 +194,29 @@ def cmd_eval_inpainting(args: argparse.Namespace) -> None:
     _report_with_comparisons(args, result, ie, figure=ie.bucket_figure)
 
 
+def cmd_eval_budget(args: argparse.Namespace) -> None:
+    from . import budget_eval
+    from .checkpoints import load_generator
+    from .common import write_json
+    from .models.sfn import load_sfn
+
+    if not args.no_eval:
+        device = _device(args.device)
+        G = load_generator(args.generator, device=device).eval()
+        sfn = load_sfn(args.sfn, device)
+        budget_eval.evaluate_budget(args.runs, G, sfn, n=args.n, steps=args.steps, seed=args.seed)
+    summary = budget_eval.summarize(budget_eval.load_cached(args.runs))
+    summary.update(generator=str(args.generator), sfn=str(args.sfn))
+    if args.json:
+        write_json(summary, args.json)
+    if args.figure:
+        import matplotlib.pyplot as plt
+
+        plt.close(budget_eval.budget_figure(summary, args.figure))
+    for metric in budget_eval.CLAIM_METRICS:
+        print(f"\n{metric}:\n" + budget_eval.verdict_table(summary, metric))
+
+
 def cmd_eval_contrastive(args: argparse.Namespace) -> None:
     import json
 
@@ -391,6 +414,20 @@ def add_eval_parser(sub) -> None:
     e.add_argument("--batch-size", type=positive_int, default=25)
     _output_options(e, figure="write metric-vs-hole-ratio panels to this PNG", add=True)
     e.set_defaults(fn=cmd_eval_inpainting)
+    e = eval_sub.add_parser(
+        "budget",
+        help="score the snapshots of the training-budget study and decide the claims (03_budget.json)",
+    )
+    e.add_argument("--runs", default="runs/budget", help="folder of the study's runs (budget_eval.RUNS)")
+    e.add_argument("--steps", type=positive_int, nargs="+", default=None, help="only these snapshot steps")
+    e.add_argument("--no-eval", action="store_true", help="only summarise what is already scored")
+    e.add_argument("--generator", default="synthfaces64", help="bundled name or path of the generator")
+    e.add_argument("--sfn", default="sfn", help="SFN of the metrics")
+    e.add_argument("-n", type=positive_int, default=1000, help="held-out images")
+    e.add_argument("--seed", type=int, default=EVAL_SEED, help="held-out seed")
+    e.add_argument("--figure", default=None, help="learning curves and claim intervals (PNG)")
+    _output_options(e)
+    e.set_defaults(fn=cmd_eval_budget)
     e = eval_sub.add_parser("gan", help="FID-SFN vs SynthFaces, blurred-data scale, attribute frequencies")
     e.add_argument("--checkpoint", default="synthfaces64", help="bundled name or path of a generator")
     e.add_argument(

@@ -1,0 +1,229 @@
+"""The training-budget study: every encoder of the reconstruction benchmark trained far past the bundled
+budget, its snapshots scored on the same held-out images, and each claim of CLCAE (Liu et al., CVPR 2023,
+Sec. 4.3 and its ablation table) decided at each budget.
+
+A run folder (``ganinv train clcae|psp|e4e ... --snapshot-steps 1200,3000,6000,12000``) keeps its export at
+every snapshot step in ``snapshots/step_NNNNNN/``. :data:`RUNS` names the seven runs of the study and the
+benchmark rows each gives (CLCAE: its W, W+ and F outputs); the row names are those of
+``figures/03_reconstruction.json``, so a row at step 1,200 is the bundled budget.
+
+:func:`evaluate_budget` scores the snapshots of each step with
+:func:`ganinv.recon_eval.evaluate_reconstruction` (per-image values kept) and caches the result in the runs
+folder (``eval/step_NNNNNN.json``), so that a later session only scores what is new. :func:`summarize` turns
+the cached results into learning curves and, for every :data:`CLAIMS` entry and metric, the paired difference
+with its 95 % bootstrap interval over images and its verdict (:mod:`ganinv.stats`: "undecided" whenever the
+interval contains 0). ``ganinv eval budget`` writes ``figures/03_budget.json`` and its figure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from .common import EVAL_SEED, rounded, write_json
+from .recon_eval import Entry, evaluate_reconstruction
+from .stats import paired_bootstrap, verdict
+
+EXPORTS = {"clcae": "clcae.pt", "psp": "psp_encoder.pt", "e4e": "e4e_encoder.pt"}
+CLCAE_ROWS = {"w": "clcae-w", "w+": "clcae-w+", "f": "clcae-f"}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run of the study: its encoder ``kind``, the outputs it is scored on, the row suffix."""
+
+    kind: str
+    outputs: tuple[str, ...]  # "w", "w+", "f" (CLCAE) or () for pSp / e4e (their W+)
+    suffix: str = ""  # " (multi-token)", " (w/o L_align)", ...
+
+    def rows(self, path: str) -> dict[str, Entry]:
+        """``{row name: Entry}`` of this run's export at ``path``."""
+        if self.kind != "clcae":
+            return {self.kind + self.suffix: Entry(self.kind, path)}
+        return {CLCAE_ROWS[o] + self.suffix: Entry(CLCAE_ROWS[o], path) for o in self.outputs}
+
+
+RUNS: dict[str, Run] = {  # run folder name -> Run (the training options are in data/pretrained/README.md)
+    "psp": Run("psp", ()),
+    "e4e": Run("e4e", ()),
+    "clcae": Run("clcae", ("w", "w+", "f")),
+    "clcae-multi": Run("clcae", ("w+", "f"), " (multi-token)"),  # --attention multi
+    "clcae-noalign": Run("clcae", ("w", "w+", "f"), " (w/o L_align)"),  # --use-align false
+    "clcae-nowplus": Run("clcae", ("w+", "f"), " (w/o W+ attention)"),  # --use-wplus-attention false
+    "clcae-nof": Run("clcae", ("f",), " (w/o F attention)"),  # --use-f-attention false
+}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim "``b`` is better than ``a``" (lower ``metric``; the difference is b - a)."""
+
+    text: str
+    a: str
+    b: str
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim("CLCAE-W+ beats pSp", "psp", "clcae-w+"),
+    Claim("CLCAE-W+ beats e4e", "e4e", "clcae-w+"),
+    Claim("CLCAE-F beats CLCAE-W+", "clcae-w+", "clcae-f"),
+    Claim("L_align improves W inversion", "clcae-w (w/o L_align)", "clcae-w"),
+    Claim("W+ attention helps (W+)", "clcae-w+ (w/o W+ attention)", "clcae-w+"),
+    Claim("F attention helps (F)", "clcae-f (w/o F attention)", "clcae-f"),
+    Claim("multi-token beats single-token (W+)", "clcae-w+", "clcae-w+ (multi-token)"),
+    Claim("multi-token beats single-token (F)", "clcae-f", "clcae-f (multi-token)"),
+)
+CLAIM_METRICS = ("lpips_sfn", "factor_error")  # both lower-is-better
+CURVE_METRICS = ("psnr", "ssim", "lpips_sfn", "id_sfn", "factor_error")
+
+
+def snapshots(runs_dir: str | os.PathLike) -> dict[int, dict[str, Path]]:
+    """``{step: {run name: export path}}`` of every kept snapshot of the :data:`RUNS` in ``runs_dir``."""
+    found: dict[int, dict[str, Path]] = {}
+    for name, run in RUNS.items():
+        for folder in sorted((Path(runs_dir) / name / "snapshots").glob("step_*")):
+            export = folder / EXPORTS[run.kind]
+            if export.is_file() and folder.name[5:].isdigit():
+                found.setdefault(int(folder.name[5:]), {})[name] = export
+    return dict(sorted(found.items()))
+
+
+def cache_path(runs_dir: str | os.PathLike, step: int) -> Path:
+    return Path(runs_dir) / "eval" / f"step_{step:06d}.json"
+
+
+def evaluate_budget(
+    runs_dir: str | os.PathLike,
+    G: nn.Module,
+    sfn: nn.Module,
+    n: int = 1000,
+    steps: Sequence[int] | None = None,
+    seed: int = EVAL_SEED,
+    progress: bool = True,
+) -> dict[int, dict]:
+    """Score every snapshot of ``runs_dir`` (or of ``steps`` only) on ``n`` held-out images; rows already in
+    the step's cache (same ``n`` and ``seed``) are not scored again. Returns ``{step: reconstruction result
+    with per-image values}`` for every step that has a cache afterwards."""
+    found = snapshots(runs_dir)
+    if steps is not None:
+        if missing := sorted(set(steps) - set(found)):
+            raise ValueError(f"no snapshot of step(s) {missing} in {runs_dir}; found steps {sorted(found)}")
+        found = {s: found[s] for s in steps}
+    results = {}
+    for step, exports in found.items():
+        path = cache_path(runs_dir, step)
+        old = json.loads(path.read_text()) if path.is_file() else None
+        if old is not None and (old["n"], old["seed"]) != (n, seed):
+            old = None  # scored on other images: score again
+        entries = {row: e for name, p in exports.items() for row, e in RUNS[name].rows(str(p)).items()}
+        todo = {row: e for row, e in entries.items() if old is None or row not in old["methods"]}
+        if todo:
+            new = evaluate_reconstruction(todo, G, sfn, n=n, seed=seed, per_image=True, progress=progress)
+            new["step"] = step
+            if old is not None:
+                new = {**old, "methods": {**old["methods"], **new["methods"]}}
+            write_json(new, path)
+            old = new
+        results[step] = old
+    return results
+
+
+def load_cached(runs_dir: str | os.PathLike) -> dict[int, dict]:
+    """The cached step results of ``runs_dir`` (``eval/step_*.json``), ``{step: result}``."""
+    out = {}
+    for path in sorted((Path(runs_dir) / "eval").glob("step_*.json")):
+        out[int(path.stem[5:])] = json.loads(path.read_text())
+    return out
+
+
+def summarize(results: Mapping[int, dict], claims: Sequence[Claim] = CLAIMS) -> dict:
+    """Learning curves and claim verdicts from ``{step: reconstruction result with per-image values}``:
+    ``{"n", "seed", "steps", "curves": {row: {metric: {step: mean}}}, "claims": [{"text", "a", "b",
+    "metric": {step: {"mean", "lo", "hi", "n", "level", "verdict"}}}]}``; a claim is left out at a step
+    where one of its rows was not scored."""
+    if not results:
+        raise ValueError(
+            "no scored snapshots: run `ganinv eval budget` on a runs folder with snapshots first"
+        )
+    steps = sorted(results)
+    first = results[steps[0]]
+    if differ := [s for s in steps if (results[s]["n"], results[s]["seed"]) != (first["n"], first["seed"])]:
+        raise ValueError(f"steps {differ} were scored on other held-out images than step {steps[0]}")
+    curves: dict[str, dict] = {}
+    for step in steps:
+        for row, values in results[step]["methods"].items():
+            for k in CURVE_METRICS:
+                curves.setdefault(row, {}).setdefault(k, {})[str(step)] = values[k]
+    decided = []
+    for c in claims:
+        entry = {"text": c.text, "a": c.a, "b": c.b}
+        for metric in CLAIM_METRICS:
+            by_step = {}
+            for step in steps:
+                rows = results[step]["methods"]
+                if c.a in rows and c.b in rows:
+                    a, b = rows[c.a]["per_image"][metric], rows[c.b]["per_image"][metric]
+                    interval = paired_bootstrap(a, b)
+                    by_step[str(step)] = {**interval, "verdict": verdict(interval, "lower")}
+            entry[metric] = by_step
+        decided.append(entry)
+    return rounded(
+        {"n": first["n"], "seed": first["seed"], "steps": steps, "curves": curves, "claims": decided}
+    )
+
+
+def verdict_table(summary: dict, metric: str = "lpips_sfn") -> str:
+    """Markdown: one line per claim, one column per step, ``verdict (difference [interval])``."""
+    steps = [str(s) for s in summary["steps"]]
+    lines = [
+        "| claim | " + " | ".join(f"{int(s):,} steps" for s in steps) + " |",
+        "|---|" + "---|" * len(steps),
+    ]
+    for c in summary["claims"]:
+        cells = []
+        for s in steps:
+            d = c[metric].get(s)
+            cells.append(
+                "—" if d is None else f"{d['verdict']} ({d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}])"
+            )
+        lines.append(f"| {c['text']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def budget_figure(summary: dict, path: str | os.PathLike | None = None, metric: str = "lpips_sfn"):
+    """Left: ``metric`` of every row against training steps (log axis). Right: each claim's difference b - a
+    with its 95 % interval against steps; below the zero line the claim holds."""
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2))
+    styles = ["-", "--", ":", "-."]
+    for i, (row, curve) in enumerate(summary["curves"].items()):
+        points = sorted((int(s), v) for s, v in curve[metric].items())
+        xs, ys = zip(*points, strict=True)
+        left.plot(xs, ys, styles[i // 10 % 4], marker="o", color=f"C{i % 10}", label=row)
+    left.set(xscale="log", xlabel="training steps (batch 8)", ylabel=f"{metric} (lower is better)",
+             title=f"held-out {metric}, n = {summary['n']}")  # fmt: skip
+    left.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    for i, c in enumerate(summary["claims"]):
+        points = sorted((int(s), d) for s, d in c[metric].items())
+        if not points:
+            continue
+        xs = [x * (1 + 0.03 * (i - len(summary["claims"]) / 2)) for x, _ in points]  # offsets: no overlaps
+        ys = [d["mean"] for _, d in points]
+        err = [[d["mean"] - d["lo"] for _, d in points], [d["hi"] - d["mean"] for _, d in points]]
+        right.errorbar(xs, ys, yerr=err, marker="o", capsize=3, color=f"C{i % 10}", label=c["text"])
+    right.axhline(0, color="k", lw=1)
+    right.set(xscale="log", xlabel="training steps (batch 8)", ylabel=f"difference of {metric}, b − a",
+              title="claims: below 0 the claim holds (95 % intervals)")  # fmt: skip
+    right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    if path is not None:
+        from .viz import save_figure
+
+        save_figure(fig, path, dpi=110)
+    return fig

@@ -1,0 +1,85 @@
+"""The training-budget study: snapshots found per step, scored once (cache), claims decided with intervals."""
+
+import json
+
+import pytest
+import torch
+
+from ganinv import budget_eval as be
+from ganinv.cli import main as cli_main
+from ganinv.models.sfn import SFN, SFNConfig
+from ganinv.training import encoders as te
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+FAST = dict(sfn="", lambda_lpips=0.0, lambda_id=0.0, progress=False, eval_n=0)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A study folder with pSp and CLCAE runs (tiny, 4 steps, snapshots at 2 and 4) and another folder."""
+    root = tmp_path_factory.mktemp("budget")
+    for name, kind in [("psp", "psp"), ("clcae", "clcae")]:
+        te.train(te.preset("tiny", kind=kind, out_dir=str(root / name), snapshot_steps="2,4", **FAST))
+    (root / "notes").mkdir()
+    return root
+
+
+@pytest.fixture(scope="module")
+def sfn():
+    torch.manual_seed(3)
+    return SFN(SFNConfig(size=32, widths=(4, 8), embed_dim=8)).eval()
+
+
+def test_snapshots_are_found_per_step(runs):
+    found = be.snapshots(runs)
+    assert list(found) == [2, 4] and set(found[2]) == {"psp", "clcae"}
+    assert found[4]["clcae"].name == "clcae.pt" and found[4]["psp"].parent.name == "step_000004"
+    rows = be.RUNS["clcae-nowplus"].rows("x.pt")
+    assert list(rows) == ["clcae-w+ (w/o W+ attention)", "clcae-f (w/o W+ attention)"]
+    assert rows["clcae-f (w/o W+ attention)"].method == "clcae-f"
+
+
+def test_scoring_is_cached_and_claims_get_intervals(runs, G, sfn):
+    results = be.evaluate_budget(runs, G, sfn, n=3, progress=False)
+    assert list(results) == [2, 4]
+    assert set(results[4]["methods"]) == {"psp", "clcae-w", "clcae-w+", "clcae-f"}
+    cache = be.cache_path(runs, 4)
+    stamp = cache.stat().st_mtime_ns
+    again = be.evaluate_budget(runs, G, sfn, n=3, steps=[4], progress=False)
+    assert cache.stat().st_mtime_ns == stamp and again[4] == results[4]  # nothing scored twice
+    with pytest.raises(ValueError, match=r"no snapshot of step\(s\) \[3\]"):
+        be.evaluate_budget(runs, G, sfn, n=3, steps=[3], progress=False)
+    summary = be.summarize(be.load_cached(runs))
+    assert summary["steps"] == [2, 4] and summary["n"] == 3
+    assert set(summary["curves"]["psp"]["lpips_sfn"]) == {"2", "4"}
+    by_text = {c["text"]: c for c in summary["claims"]}
+    d = by_text["CLCAE-W+ beats pSp"]["lpips_sfn"]["4"]
+    rows = results[4]["methods"]
+    diffs = [
+        b - a
+        for a, b in zip(rows["psp"]["per_image"]["lpips_sfn"], rows["clcae-w+"]["per_image"]["lpips_sfn"])
+    ]
+    assert d["mean"] == pytest.approx(sum(diffs) / 3, abs=1e-3) and d["lo"] <= d["mean"] <= d["hi"]
+    assert d["verdict"] == ("confirmed" if d["hi"] < 0 else "refuted" if d["lo"] > 0 else "undecided")
+    assert by_text["F attention helps (F)"]["lpips_sfn"] == {}  # that run is not in the folder
+    table = be.verdict_table(summary)
+    assert (
+        "| CLCAE-W+ beats pSp | " in table
+        and "4 steps" in table
+        and "| F attention helps (F) | — | — |" in table
+    )
+
+
+def test_other_held_out_images_are_refused_and_cli_writes_summary(runs, tmp_path, capsys):
+    results = be.load_cached(runs)
+    other = {**results[4], "n": 5}
+    with pytest.raises(ValueError, match="other held-out images"):
+        be.summarize({2: results[2], 4: other})
+    with pytest.raises(ValueError, match="no scored snapshots"):
+        be.summarize({})
+    out, fig = tmp_path / "budget.json", tmp_path / "budget.png"
+    cli_main(["eval", "budget", "--runs", str(runs), "--no-eval", "--json", str(out), "--figure", str(fig)])
+    summary = json.loads(out.read_text())
+    assert summary["steps"] == [2, 4] and fig.stat().st_size > 10_000
+    assert "lpips_sfn:" in capsys.readouterr().out
