@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,26 @@ class Chapter:
     def save(self, fig, name: str) -> Path:
         """Save a matplotlib figure as ``fig_dir/name`` (atomically; it still displays in the notebook)."""
         return viz.save_figure(fig, self.fig_dir / name)
+
+    def draw_or_show(
+        self, name: str, build: Callable[[], object], needs: Sequence, stored: str | Path, skip: bool = False
+    ) -> str:
+        """Figure ``name`` drawn by ``build()`` and saved when every file in ``needs`` (models that are not
+        bundled) exists and not ``skip``; otherwise the copy stored in the folder ``stored`` is displayed, or
+        a note printed when there is none. Returns "drawn", "stored" or "missing"."""
+        missing = [str(p) for p in needs if not Path(p).is_file()]
+        if not missing and not skip:
+            self.save(build(), name)
+            return "drawn"
+        path = Path(stored) / name
+        if path.is_file():
+            from IPython.display import Image, display
+
+            display(Image(filename=str(path)))
+            return "stored"
+        models = ", ".join(missing[:2]) or "skipped"
+        print(f"{name}: neither the models ({models}) nor {path} exist; see the README for the commands")
+        return "missing"
 
     def write_metrics(self, name: str) -> Path:
         """Write :attr:`metrics` as ``fig_dir/name`` with floats rounded to 6 significant digits, so a re-run

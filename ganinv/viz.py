@@ -74,6 +74,54 @@ def image_grid(
     return fig
 
 
+def ablation_grid(
+    x: torch.Tensor,
+    outputs: dict[str, torch.Tensor],
+    errors: bool = True,
+    col_titles: Sequence[str] | None = None,
+    scale: float = 1.0,
+):
+    """The inputs ``x`` [N, 3, H, W], then for each labelled output [N, 3, H, W] its row of images and (with
+    ``errors``) a row of its error maps |x - output| (mean over RGB, one colour scale and colour bar for all
+    maps), so that a full and an ablated model are compared on the same faces at a glance."""
+    import matplotlib.pyplot as plt
+
+    if not outputs:
+        raise ValueError("ablation_grid needs at least one output")
+    for label, y in outputs.items():
+        if y.shape != x.shape:
+            raise ValueError(f"output {label!r} has shape {list(y.shape)}, the inputs {list(x.shape)}")
+    rows: list[tuple[str, np.ndarray, bool]] = [("input", _hwc(x), False)]
+    maps = {label: (y.float().cpu() - x.float().cpu()).abs().mean(1).numpy() for label, y in outputs.items()}
+    top = max(float(m.max()) for m in maps.values()) if errors else 1.0
+    for label, y in outputs.items():
+        rows.append((label, _hwc(y), False))
+        if errors:
+            rows.append((f"|error|, {label}", maps[label], True))
+    n, side = x.shape[0], 1.1 * scale
+    fig, axes = plt.subplots(len(rows), n, figsize=(side * n + 2.4, side * len(rows) + 0.3), squeeze=False)
+    image = None
+    for r, (label, array, is_map) in enumerate(rows):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if is_map:
+                image = ax.imshow(array[c], cmap="magma", vmin=0, vmax=top, interpolation="nearest")
+            else:
+                ax.imshow(array[c], interpolation="nearest")
+            if c == 0:
+                ax.set_ylabel(textwrap.fill(label, 22), rotation=0, ha="right", va="center", fontsize=8)
+            if r == 0 and col_titles is not None and c < len(col_titles):
+                ax.set_title(str(col_titles[c]), fontsize=8)
+    fig.tight_layout(pad=0.2)
+    if image is not None:
+        fig.colorbar(
+            image, ax=axes, fraction=0.03, pad=0.02, label="|x − x̂|, mean over RGB (images in [−1, 1])"
+        )
+    return fig
+
+
 PART_COLOURS = np.array(
     [
         [40, 40, 40],  # background

@@ -76,3 +76,24 @@ def test_plot_history_draws_one_labelled_curve_per_series():
     assert set(lines) == {"D", "G"} and list(lines["G"].get_xdata()) == [1, 3]  # entries without "g" skipped
     assert ax.get_xlabel() == "step" and ax.get_ylabel() == "loss" and ax.get_legend() is not None
     plt.close(fig)
+
+
+def test_draw_or_show_draws_when_the_models_exist_else_shows_the_stored_figure(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(nb.FIGURES_ENV, str(tmp_path / "out"))
+    chapter = nb.start("cpu")
+    model, stored = tmp_path / "model.pt", tmp_path / "stored"
+    stored.mkdir()
+    drawn = []
+
+    def build():
+        drawn.append(1)
+        return plt.figure()
+
+    assert chapter.draw_or_show("f.png", build, [model], stored) == "missing"
+    assert "neither the models" in capsys.readouterr().out and not drawn
+    plt.figure().savefig(stored / "f.png")
+    assert chapter.draw_or_show("f.png", build, [model], stored) == "stored" and not drawn
+    model.write_bytes(b"x")
+    assert chapter.draw_or_show("f.png", build, [model], stored, skip=True) == "stored"
+    assert chapter.draw_or_show("f.png", build, [model], stored) == "drawn" and drawn == [1]
+    assert (tmp_path / "out" / "f.png").is_file()

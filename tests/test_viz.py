@@ -71,3 +71,21 @@ def test_long_column_titles_wrap_and_the_title_stays_above_the_grid():
     top_of_axes = max(ax.get_position().y1 for ax in fig.axes)
     assert fig._suptitle.get_position()[1] > top_of_axes  # the figure title sits above the first row
     plt.close(fig)
+
+
+def test_ablation_grid_shows_each_output_with_its_error_map_on_one_scale():
+    x = torch.zeros(2, 3, 8, 8)
+    near, far = torch.full_like(x, 0.25), torch.full_like(x, -1.0)
+    fig = viz.ablation_grid(x, {"full": near, "ablated": far}, col_titles=["a", "b"])
+    image_axes = [ax for ax in fig.axes if ax.get_images() and ax.get_label() != "<colorbar>"]
+    assert len(image_axes) == 2 * 5  # input, full, its error, ablated, its error: 2 faces each
+    labels = [ax.get_ylabel() for ax in image_axes[::2]]
+    assert labels == ["input", "full", "|error|, full", "ablated", "|error|, ablated"]
+    maps = [ax.get_images()[0] for ax in image_axes if ax.get_ylabel().startswith("|error|")]
+    assert all(m.get_clim() == (0, 1.0) for m in maps)  # one scale: the largest error (|-1 - 0|)
+    assert float(maps[0].get_array().max()) == 0.25
+    assert any("mean over RGB" in ax.get_ylabel() for ax in fig.axes)  # the colour bar says what it shows
+    with pytest.raises(ValueError, match=r"output 'bad' has shape \[1, 3, 8, 8\]"):
+        viz.ablation_grid(x, {"bad": x[:1]})
+    with pytest.raises(ValueError, match="at least one output"):
+        viz.ablation_grid(x, {})

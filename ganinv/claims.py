@@ -1,0 +1,110 @@
+"""The ablation claims of both papers, decided from the results files rather than typed by hand.
+
+Each claim compares two benchmark rows, A (the ablated or baseline model) and B (the full model), on one
+metric scored per held-out image, with the sign the paper expects for B - A. Where the results file holds the
+paired comparison (per-image values of both rows), the verdict comes from its 95 % bootstrap interval
+(:func:`ganinv.stats.verdict`: *undecided* whenever the interval contains 0). Where it does not (rows scored
+before per-image values were kept), the row says so and gives the difference of the means without a verdict.
+
+* CLCAE (Liu et al., CVPR 2023): :data:`ganinv.budget_eval.CLAIMS`, decided per training budget in
+  ``figures/03_budget.json`` (``ganinv eval budget``).
+* Diverse inpainting (Yildirim et al., ICCV 2023): :data:`INPAINTING_CLAIMS` on ``figures/05_inpainting.json``
+  (``ganinv eval inpainting --compare A B``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .budget_eval import CLAIM_METRICS
+from .stats import verdict
+
+
+@dataclass(frozen=True)
+class RowClaim:
+    """ "``b`` beats ``a``" on ``metric``: B - A is ``expect``-ed "lower" or "higher"."""
+
+    text: str
+    a: str
+    b: str
+    metric: str
+    expect: str
+
+
+OURS, FULL_15K = (
+    "diverse (ours)",
+    "diverse (1.5k)",
+)  # the bundle, and its 1,500-step copy beside the ablations
+BASE16 = "fusion 16 (bundled until 2026-12-06)"
+DIV, PSNR, SEAM = "diversity_lpips_sfn", "psnr_unerased", "seam_excess"
+INPAINTING_CLAIMS: tuple[RowClaim, ...] = (
+    RowClaim("the mixer makes completions diverse", "no mixing (1.5k)", FULL_15K, DIV, "higher"),
+    RowClaim("case A is needed: without it completions lose diversity", "only case B (1.5k)", FULL_15K, DIV,
+             "higher"),
+    RowClaim("case B is needed: without it the unerased pixels are lost", "only case A (1.5k)", FULL_15K,
+             PSNR, "higher"),
+    RowClaim("stage 2 raises the fidelity of the unerased pixels", "no stage 2", OURS, PSNR, "higher"),
+    RowClaim("stage 2 keeps the diversity", "no stage 2", OURS, DIV, "higher"),
+    RowClaim("higher-rate fusion (16, 32) lowers the seams", BASE16, "fusion 16,32", SEAM, "lower"),
+    RowClaim("higher-rate fusion (16, 32, 64) lowers the seams", BASE16, OURS, SEAM, "lower"),
+)  # fmt: skip
+
+
+def _row(paper: str, text: str, metric: str, where: str, interval: Mapping | None, expect: str, means=None):
+    row = {"paper": paper, "claim": text, "metric": metric, "where": where, "expect": expect}
+    if interval is not None:
+        keys = ("mean", "lo", "hi", "n", "level")
+        return {**row, "verdict": verdict(interval, expect), **{k: interval[k] for k in keys}}
+    if means is not None:  # both rows exist but were not paired: no interval, no verdict
+        return {**row, "verdict": "no interval", "mean": means[1] - means[0]}
+    return {**row, "verdict": "not measured"}
+
+
+def inpainting_rows(result: Mapping | None, claims: Sequence[RowClaim] = INPAINTING_CLAIMS) -> list[dict]:
+    """One row per claim from an inpainting benchmark result (``entries`` and ``comparisons``)."""
+    entries = (result or {}).get("entries", {})
+    comparisons = (result or {}).get("comparisons", {})
+    rows = []
+    for c in claims:
+        interval = comparisons.get(f"{c.b} vs {c.a}", {}).get(c.metric)
+        means = None
+        if c.a in entries and c.b in entries:
+            means = (entries[c.a]["mean"][c.metric], entries[c.b]["mean"][c.metric])
+        rows.append(_row("Diverse inpainting", c.text, c.metric, "", interval, c.expect, means))
+    return rows
+
+
+def clcae_rows(summary: Mapping | None, steps: Sequence[int] | None = None) -> list[dict]:
+    """One row per claim, metric and step (default: every step) of a budget summary
+    (:func:`ganinv.budget_eval.summarize`); all CLCAE claims are "lower is better"."""
+    from .budget_eval import CLAIMS
+
+    if summary is None:
+        return [_row("CLCAE", c.text, m, "", None, "lower") for c in CLAIMS for m in CLAIM_METRICS]
+    rows = []
+    for c in summary["claims"]:
+        for metric in CLAIM_METRICS:
+            for step in steps or summary["steps"]:
+                interval = c[metric].get(str(step))
+                rows.append(_row("CLCAE", c["text"], metric, f"{step:,} steps", interval, "lower"))
+    return rows
+
+
+def claims_table(rows: Sequence[Mapping]) -> str:
+    """Markdown: paper, claim, metric, where, verdict, B − A with its 95 % interval (when there is one)."""
+    lines = [
+        "| paper | claim | metric | where | verdict | B − A [95 % interval] |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "lo" in r:
+            diff = f"{r['mean']:+.4f} [{r['lo']:+.4f}, {r['hi']:+.4f}], n = {r['n']}"
+        elif "mean" in r:
+            diff = f"{r['mean']:+.4f} (means only)"
+        else:
+            diff = "—"
+        lines.append(
+            f"| {r['paper']} | {r['claim']} | {r['metric']} | {r['where'] or '—'} | {r['verdict']} | {diff} |"
+        )
+    return "\n".join(lines)

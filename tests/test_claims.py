@@ -1,0 +1,46 @@
+"""The claims table is generated from the results files: verdicts from stored intervals, means otherwise."""
+
+from ganinv import claims
+
+ENTRIES = {
+    "no mixing (1.5k)": {"mean": {"diversity_lpips_sfn": 0.0}},
+    "diverse (1.5k)": {"mean": {"diversity_lpips_sfn": 0.7}},
+    "fusion 16 (bundled until 2026-12-06)": {"mean": {"seam_excess": 0.057}},
+    "fusion 16,32": {"mean": {"seam_excess": 0.053}},
+}
+INTERVAL = {"mean": -0.004, "lo": -0.0042, "hi": -0.0033, "n": 200, "level": 0.95}
+
+
+def test_inpainting_claims_use_intervals_where_paired_and_say_so_where_not():
+    result = {"entries": ENTRIES, "comparisons": {
+        "fusion 16,32 vs fusion 16 (bundled until 2026-12-06)": {"seam_excess": INTERVAL}}}  # fmt: skip
+    rows = {r["claim"]: r for r in claims.inpainting_rows(result)}
+    assert len(rows) == len(claims.INPAINTING_CLAIMS)
+    fusion = rows["higher-rate fusion (16, 32) lowers the seams"]
+    assert fusion["verdict"] == "confirmed" and fusion["lo"] == -0.0042 and fusion["n"] == 200
+    mixer = rows["the mixer makes completions diverse"]
+    assert mixer["verdict"] == "no interval" and abs(mixer["mean"] - 0.7) < 1e-9 and "lo" not in mixer
+    assert rows["stage 2 keeps the diversity"]["verdict"] == "not measured"
+    # an interval on the wrong side of zero refutes; one containing zero decides nothing
+    for lo, hi, word in [(0.001, 0.002, "refuted"), (-0.001, 0.002, "undecided")]:
+        result["comparisons"]["fusion 16,32 vs fusion 16 (bundled until 2026-12-06)"]["seam_excess"] = {
+            **INTERVAL, "lo": lo, "hi": hi}  # fmt: skip
+        rows = {r["claim"]: r for r in claims.inpainting_rows(result)}
+        assert rows["higher-rate fusion (16, 32) lowers the seams"]["verdict"] == word
+
+
+def test_clcae_claims_per_budget_and_the_table():
+    summary = {"steps": [1200, 3000], "claims": [{"text": "F attention helps (F)", "a": "x", "b": "y",
+               "lpips_sfn": {"1200": {**INTERVAL, "verdict": "confirmed"}}, "factor_error": {}}]}  # fmt: skip
+    rows = claims.clcae_rows(summary)
+    assert [(r["metric"], r["where"], r["verdict"]) for r in rows] == [
+        ("lpips_sfn", "1,200 steps", "confirmed"),
+        ("lpips_sfn", "3,000 steps", "not measured"),
+        ("factor_error", "1,200 steps", "not measured"),
+        ("factor_error", "3,000 steps", "not measured"),
+    ]
+    assert len(claims.clcae_rows(None)) == 2 * 8  # every claim on both metrics, none measured
+    table = claims.claims_table(rows + claims.inpainting_rows({"entries": ENTRIES}))
+    line = "| CLCAE | F attention helps (F) | lpips_sfn | 1,200 steps | confirmed |"
+    assert line + " -0.0040 [-0.0042, -0.0033], n = 200 |" in table
+    assert "+0.7000 (means only)" in table and table.count("\n") == 1 + 4 + len(claims.INPAINTING_CLAIMS)
