@@ -83,7 +83,8 @@ def ablation_grid(
 ):
     """The inputs ``x`` [N, 3, H, W], then for each labelled output [N, 3, H, W] its row of images and (with
     ``errors``) a row of its error maps |x - output| (mean over RGB, one colour scale and colour bar for all
-    maps), so that a full and an ablated model are compared on the same faces at a glance."""
+    maps, clipped at their 99th percentile), so that a full and an ablated model are compared on the same
+    faces at a glance."""
     import matplotlib.pyplot as plt
 
     if not outputs:
@@ -93,7 +94,8 @@ def ablation_grid(
             raise ValueError(f"output {label!r} has shape {list(y.shape)}, the inputs {list(x.shape)}")
     rows: list[tuple[str, np.ndarray, bool]] = [("input", _hwc(x), False)]
     maps = {label: (y.float().cpu() - x.float().cpu()).abs().mean(1).numpy() for label, y in outputs.items()}
-    top = max(float(m.max()) for m in maps.values()) if errors else 1.0
+    # one scale for all maps, clipped at the 99th percentile: a few extreme pixels do not darken the rest
+    top = float(np.quantile(np.concatenate([m.ravel() for m in maps.values()]), 0.99)) if errors else 1.0
     for label, y in outputs.items():
         rows.append((label, _hwc(y), False))
         if errors:
