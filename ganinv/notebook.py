@@ -52,11 +52,23 @@ class Chapter:
         return "missing"
 
     def write_metrics(self, name: str) -> Path:
-        """Write :attr:`metrics` as ``fig_dir/name`` with floats rounded to 6 significant digits, so a re-run
-        on the same machine rewrites the same file."""
+        """Write :attr:`metrics` as ``fig_dir/name`` with floats rounded to 6 significant digits and the wall
+        times (:data:`TIMING_KEYS`, different in every run) left out, so a re-run on the same machine rewrites
+        the same file. Timings belong in the benchmarks (``python -m ganinv.bench``)."""
         path = self.fig_dir / name
-        path.write_text(json.dumps(rounded(self.metrics), indent=2) + "\n")
+        path.write_text(json.dumps(rounded(_without_timings(self.metrics)), indent=2) + "\n")
         return path
+
+
+TIMING_KEYS = frozenset({"seconds_per_image", "seconds", "wall_s", "images_per_s"})
+
+
+def _without_timings(value):
+    if isinstance(value, Mapping):
+        return {k: _without_timings(v) for k, v in value.items() if k not in TIMING_KEYS}
+    if isinstance(value, (list, tuple)):
+        return [_without_timings(v) for v in value]
+    return value
 
 
 def start(device: str = "auto", seed: int = 0, figures: str | Path = "../figures", **record) -> Chapter:

@@ -39,6 +39,13 @@ def test_metrics_are_rounded_so_reruns_write_the_same_file(tmp_path, monkeypatch
     chapter.metrics["scores"]["fid"] = 0.08312345678999  # noise in the 12th digit
     assert chapter.write_metrics("m.json").read_text() == text
     assert nb.rounded({"a": (0.1234567891, 0.0)}) == {"a": [0.123457, 0.0]}
+    # wall times differ in every run: they are left out (at any depth), everything else is kept
+    chapter.metrics["live"] = {
+        "psp": {"mse": 0.5, "seconds_per_image": 0.01},
+        "rows": [{"wall_s": 3, "n": 2}],
+    }
+    saved = json.loads(chapter.write_metrics("m.json").read_text().replace("Infinity", "1e999"))
+    assert saved["live"] == {"psp": {"mse": 0.5}, "rows": [{"n": 2}]}
 
 
 def test_claim_prints_a_verdict_and_why_a_claim_fails(capsys):
