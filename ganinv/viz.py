@@ -80,11 +80,13 @@ def ablation_grid(
     errors: bool = True,
     col_titles: Sequence[str] | None = None,
     scale: float = 1.0,
+    shown: tuple[str, torch.Tensor] | None = None,
 ):
     """The inputs ``x`` [N, 3, H, W], then for each labelled output [N, 3, H, W] its row of images and (with
     ``errors``) a row of its error maps |x - output| (mean over RGB, one colour scale and colour bar for all
     maps, clipped at their 99th percentile), so that a full and an ablated model are compared on the same
-    faces at a glance."""
+    faces at a glance. ``shown`` (a label and images) replaces the first row, e.g. by an inpainter's erased
+    inputs; the errors stay against ``x``."""
     import matplotlib.pyplot as plt
 
     if not outputs:
@@ -92,7 +94,8 @@ def ablation_grid(
     for label, y in outputs.items():
         if y.shape != x.shape:
             raise ValueError(f"output {label!r} has shape {list(y.shape)}, the inputs {list(x.shape)}")
-    rows: list[tuple[str, np.ndarray, bool]] = [("input", _hwc(x), False)]
+    first_label, first = shown if shown is not None else ("input", x)
+    rows: list[tuple[str, np.ndarray, bool]] = [(first_label, _hwc(first), False)]
     maps = {label: (y.float().cpu() - x.float().cpu()).abs().mean(1).numpy() for label, y in outputs.items()}
     # one scale for all maps, clipped at the 99th percentile: a few extreme pixels do not darken the rest
     top = float(np.quantile(np.concatenate([m.ravel() for m in maps.values()]), 0.99)) if errors else 1.0

@@ -85,6 +85,9 @@ def test_ablation_grid_shows_each_output_with_its_error_map_on_one_scale():
     assert all(m.get_clim() == (0, 1.0) for m in maps)  # one scale: the 99th percentile of all errors
     assert float(maps[0].get_array().max()) == 0.25
     assert any("mean over RGB" in ax.get_ylabel() for ax in fig.axes)  # the colour bar says what it shows
+    fig = viz.ablation_grid(x, {"full": near}, errors=False, shown=("x_erased", far))
+    assert [ax.get_ylabel() for ax in fig.axes[::2]] == ["x_erased", "full"]
+    assert float(fig.axes[0].get_images()[0].get_array().max()) == 0  # the shown images, not x (-1 -> 0)
     with pytest.raises(ValueError, match=r"output 'bad' has shape \[1, 3, 8, 8\]"):
         viz.ablation_grid(x, {"bad": x[:1]})
     with pytest.raises(ValueError, match="at least one output"):
