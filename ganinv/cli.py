@@ -404,7 +404,7 @@ def cmd_inpaint(args: argparse.Namespace) -> None:
     results, edited = [], []  # [3, S, S] each, on the CPU: the grids
     outputs = model.iter_outputs(x, mask, n=args.n, seed=args.seed, stage=args.stage)
     for i, o in enumerate(tqdm(outputs, total=args.n, desc="inpaint", disable=args.n <= 8, file=sys.stderr)):
-        y = stack_samples([o["image"]], *known)[0, 0].clamp(-1, 1).cpu()  # [3, S, S]
+        y = stack_samples([o.image], *known)[0, 0].clamp(-1, 1).cpu()  # [3, S, S]
         save_image(y, out / f"result_{i:02d}.png")
         results.append(y)
         if directions is not None:

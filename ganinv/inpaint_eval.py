@@ -82,7 +82,7 @@ class InpainterMethod:
     def __call__(self, x: torch.Tensor, mask: torch.Tensor, k: int, seed: int) -> torch.Tensor:
         if self.mixing and self.model.mixer is not None:
             return self.model.sample(x, mask, n=k, seed=seed, stage=self.stage)
-        return _repeat(self.model(x, mask, stage=self.stage, mixing=False)["image"], k)
+        return _repeat(self.model(x, mask, stage=self.stage, mixing=False).image, k)
 
 
 class MaskedOptimization:

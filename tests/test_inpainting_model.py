@@ -75,18 +75,16 @@ def hole_diff(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> float:
 def test_shapes_of_both_stages_and_samples(G, x):
     m = make(G)
     out1 = m(x, box_mask(), stage=1)
-    assert out1["w_plus_e"].shape == out1["w_plus_mix"].shape == out1["gate"].shape == (4, 8, 16)
-    assert out1["w_r"].shape == (4, 16) and out1["image"].shape == (4, 3, 32, 32)
+    assert out1.w_plus_e.shape == out1.w_plus_mix.shape == out1.gate.shape == (4, 8, 16)
+    assert out1.w_r.shape == (4, 16) and out1.image.shape == (4, 3, 32, 32)
     assert "f" not in out1
     out2 = m(x, box_mask()[:1], stage=2)  # one mask for the whole batch
-    assert out2["mask"].shape == (4, 1, 32, 32)
-    assert out2["f"][8].shape == out2["f_gen"][8].shape == out2["delta"][8].shape == (4, 16, 8, 8)
-    assert out2["image"].shape == out2["image_stage1"].shape == (4, 3, 32, 32)
+    assert out2.mask.shape == (4, 1, 32, 32)
+    assert out2.f[8].shape == out2.f_gen[8].shape == out2.delta[8].shape == (4, 16, 8, 8)
+    assert out2.image.shape == out2.image_stage1.shape == (4, 3, 32, 32)
     assert m.sample(x, box_mask(), n=3, seed=0).shape == (4, 3, 3, 32, 32)
     per_row = m(x, box_mask(), z=torch.randn(4, 8, 16))  # one z per W+ row
-    assert per_row["w_r"].shape == (4, 8, 16) and not torch.allclose(
-        per_row["w_r"][:, 0], per_row["w_r"][:, 1]
-    )
+    assert per_row.w_r.shape == (4, 8, 16) and not torch.allclose(per_row.w_r[:, 0], per_row.w_r[:, 1])
     with pytest.raises(ValueError, match="z: expected"):
         m(x, box_mask(), z=torch.randn(4, 15))
 
@@ -145,16 +143,16 @@ def test_different_z_change_holes_only_in_mixing_mode(G, x):
     mask = box_mask()
     z1, z2 = torch.randn(4, 16), torch.randn(4, 16)
     with torch.no_grad():
-        a, b = m(x, mask, z=z1)["image"], m(x, mask, z=z2)["image"]
+        a, b = m(x, mask, z=z1).image, m(x, mask, z=z2).image
         assert hole_diff(a, b, mask) > 1e-3
         c, d = m(x, mask, z=z1, mixing=False), m(x, mask, z=z2, mixing=False)
-    assert torch.equal(c["image"], d["image"]) and c["w_r"] is None
-    assert torch.equal(c["w_plus_mix"], c["w_plus_e"])
+    assert torch.equal(c.image, d.image) and c.w_r is None
+    assert torch.equal(c.w_plus_mix, c.w_plus_e)
 
     ablation = make(G, mixing="none")  # the "no mixing" model: no mixer at all, deterministic
     assert ablation.mixer is None and not any(k.startswith("mixer.") for k in ablation.state_dict())
     with torch.no_grad():
-        assert torch.equal(ablation(x, mask, z=z1)["image"], ablation(x, mask, z=z2)["image"])
+        assert torch.equal(ablation(x, mask, z=z1).image, ablation(x, mask, z=z2).image)
 
 
 def test_ungated_mixing_ablation(G, x):
@@ -162,9 +160,9 @@ def test_ungated_mixing_ablation(G, x):
     assert m.mixer.n_gate == 0
     with torch.no_grad():
         out = m(x, box_mask())
-        torch.testing.assert_close(out["w_plus_mix"], out["w_plus_e"])  # zero-init residual
+        torch.testing.assert_close(out.w_plus_mix, out.w_plus_e)  # zero-init residual
         with pytest.raises(ValueError, match="gated"):
-            m.mixer(out["w_plus_e"], out["w_r"], gate=1.0)
+            m.mixer(out.w_plus_e, out.w_r, gate=1.0)
 
 
 # -- stage 2 ---------------------------------------------------------------------------------------------
@@ -192,8 +190,8 @@ def test_untrained_stage2_equals_stage1(G, x):
     z = torch.randn(4, 16)
     with torch.no_grad():
         out = m(x, box_mask(), z=z, stage=2)
-        torch.testing.assert_close(out["image"], out["image_stage1"])
-        torch.testing.assert_close(out["image"], m(x, box_mask(), z=z, stage=1)["image"])
+        torch.testing.assert_close(out.image, out.image_stage1)
+        torch.testing.assert_close(out.image, m(x, box_mask(), z=z, stage=1).image)
 
 
 @pytest.mark.parametrize("f_res", [(8,), (8, 16)])
@@ -203,19 +201,19 @@ def test_fusion_with_full_and_empty_masks(G, x, f_res):
     w_r = G.mapping(torch.randn(4, 16))
     with torch.no_grad():
         full = m(x, torch.ones(4, 1, 32, 32), w_r=w_r, stage=2)
-        own = G.synthesis(full["w_plus_mix"], return_features=True)[1]
+        own = G.synthesis(full.w_plus_mix, return_features=True)[1]
         r0 = f_res[0]
-        torch.testing.assert_close(full["f_gen"][r0], own[r0])
+        torch.testing.assert_close(full.f_gen[r0], own[r0])
         for r in f_res:  # mask all ones: the fused feature is the encoder's
-            torch.testing.assert_close(full["f"][r], full["f_enc"][r], rtol=0, atol=0)
-            assert full["delta"][r].abs().max() > 1e-3
-        assert not torch.allclose(full["image"], full["image_stage1"])
+            torch.testing.assert_close(full.f[r], full.f_enc[r], rtol=0, atol=0)
+            assert full.delta[r].abs().max() > 1e-3
+        assert not torch.allclose(full.image, full.image_stage1)
 
         empty = m(x, torch.zeros(4, 1, 32, 32), w_r=w_r, stage=2)
-        own = G.synthesis(empty["w_plus_mix"], return_features=True)[1]
+        own = G.synthesis(empty.w_plus_mix, return_features=True)[1]
         for r in f_res:  # mask all zeros: the generator's own feature for the same w+
-            torch.testing.assert_close(empty["f"][r], own[r], rtol=0, atol=0)
-        torch.testing.assert_close(empty["image"], empty["image_stage1"], rtol=0, atol=0)
+            torch.testing.assert_close(empty.f[r], own[r], rtol=0, atol=0)
+        torch.testing.assert_close(empty.image, empty.image_stage1, rtol=0, atol=0)
 
 
 def test_stage2_never_writes_into_holes_and_keeps_diversity(G, x):
@@ -226,8 +224,8 @@ def test_stage2_never_writes_into_holes_and_keeps_diversity(G, x):
         a, b = m(x, mask, stage=2), m(x, mask, stage=2)
     for r in (8, 16, 32):
         hole_r = 1 - mask_at(mask, r, "hard")
-        assert float(((a["f"][r] - a["f_gen"][r]) * hole_r).abs().max()) == 0
-    assert hole_diff(a["image"], b["image"], mask) > 1e-3
+        assert float(((a.f[r] - a.f_gen[r]) * hole_r).abs().max()) == 0
+    assert hole_diff(a.image, b.image, mask) > 1e-3
 
 
 def test_mask_downsampling_hard_and_soft():
@@ -326,7 +324,7 @@ def test_smaller_encoder_than_image(G, x):
     enc = WPlusEncoderConfig(backbone=bb, n_latent=8, style_dim=16)
     m = make(G, encoder=enc)
     out = m(x, box_mask(lo=7, hi=13), stage=2)
-    assert out["image"].shape == (4, 3, 32, 32) and out["pyramid"].fine.shape == (4, 8, 8, 8)
+    assert out.image.shape == (4, 3, 32, 32) and out.pyramid.fine.shape == (4, 8, 8, 8)
 
 
 # -- checkpoints -----------------------------------------------------------------------------------------
@@ -339,14 +337,14 @@ def test_save_load_round_trip(G, x, tmp_path, monkeypatch):
     save_inpainter(tmp_path / "inpainter.pt", m, generator="generator.pt")
     z = torch.randn(4, 16)
     with torch.no_grad():
-        want = m(x, box_mask(), z=z, stage=2)["image"]
+        want = m(x, box_mask(), z=z, stage=2).image
         for loaded in (load_inpainter(tmp_path / "inpainter.pt"), load_inpainter(tmp_path, G=G)):
             assert not loaded.training and loaded.cfg == m.cfg
-            torch.testing.assert_close(loaded(x, box_mask(), z=z, stage=2)["image"], want)
+            torch.testing.assert_close(loaded(x, box_mask(), z=z, stage=2).image, want)
         monkeypatch.setenv("GANINV_PRETRAINED_DIR", str(tmp_path / "bundle"))
         save_inpainter(tmp_path / "bundle" / "mini" / "inpainter.pt", m)
         loaded = load_inpainter("mini", G=G)
-        torch.testing.assert_close(loaded(x, box_mask(), z=z, stage=2)["image"], want)
+        torch.testing.assert_close(loaded(x, box_mask(), z=z, stage=2).image, want)
     assert not any(k.startswith("G.") for k in torch.load(tmp_path / "inpainter.pt")["state_dict"])
 
 
@@ -404,10 +402,10 @@ def test_case_a_training_reduces_the_loss(G):
     losses = []
     for _ in range(30):
         out = m(x1, mask, w_r=w1)
-        loss = F.mse_loss(out["image"], x1)
+        loss = F.mse_loss(out.image, x1)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses  # 1.49 -> 0.29 here
-    assert out["gate"].mean() < torch.sigmoid(torch.tensor(2.0))  # the mixer learnt to draw on w_r
+    assert out.gate.mean() < torch.sigmoid(torch.tensor(2.0))  # the mixer learnt to draw on w_r

@@ -152,7 +152,7 @@ def test_stage2_can_fuse_at_other_resolutions_and_keeps_stage1(tmp_path, G):
     mask[..., 8:24, 8:24] = 0
     with torch.no_grad():  # trained: the 32 px fusion changes the known pixels of the output
         out = model(x, mask, z=torch.randn(2, G.style_dim), stage=2)
-    assert set(out["delta"]) == {8, 16, 32} and out["delta"][32].abs().sum() > 0
+    assert set(out.delta) == {8, 16, 32} and out.delta[32].abs().sum() > 0
     for bad, match in ((dict(f_res="8,x"), "comma-separated"), (dict(f_res="12"), "powers of two"),
                        (dict(fuse_mask="blur"), "fuse_mask")):  # fmt: skip
         with pytest.raises(ValueError, match=match):

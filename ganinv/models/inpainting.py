@@ -227,6 +227,34 @@ class ErasedEncoding(NamedTuple):
     pyramid: Pyramid  # backbone features (coarse, medium, fine), for stage 2
 
 
+class ErasedInput(NamedTuple):
+    """What :meth:`Inpainter.encode` returns: the erased input and its code."""
+
+    x_erased: torch.Tensor  # [N, 3, H, W] = x * mask
+    mask: torch.Tensor  # [N, 1, H, W], 1 = keep, 0 = hole
+    w_plus_e: torch.Tensor  # [N, n_latent, style_dim], the erased image's code
+    pyramid: Pyramid  # the encoder's features, for stage 2
+
+
+class InpaintingOutput(NamedTuple):
+    """What :meth:`Inpainter.decode` (and a forward pass) returns; the stage-2 fields are None after stage 1,
+    ``w_r`` and ``gate`` on the deterministic path. ``{r: ...}`` dicts are keyed by fusion resolution."""
+
+    x_erased: torch.Tensor  # [N, 3, H, W]
+    mask: torch.Tensor  # [N, 1, H, W]
+    w_plus_e: torch.Tensor  # [N, n_latent, style_dim]
+    pyramid: Pyramid
+    w_r: torch.Tensor | None  # [N, style_dim] or [N, n_latent, style_dim] = mapping(z)
+    w_plus_mix: torch.Tensor  # [N, n_latent, style_dim], the mixed code G renders
+    gate: torch.Tensor | None  # [N, n_latent, style_dim], the mixer's gate g
+    image: torch.Tensor  # [N, 3, H, W], raw generator output (stage 2's when stage=2)
+    image_stage1: torch.Tensor | None = None  # [N, 3, H, W]
+    delta: dict[int, torch.Tensor] | None = None  # {r: [N, C_r, r, r]} skip-encoder residuals
+    f_gen: dict[int, torch.Tensor] | None = None  # {r: G's own feature under w_plus_mix}
+    f_enc: dict[int, torch.Tensor] | None = None  # {r: f_gen + delta}
+    f: dict[int, torch.Tensor] | None = None  # {r: fused feature = f_gen + mask_r * delta}
+
+
 class ErasedEncoder(_StyleEncoder):
     """pSp-style encoder of ``[x_erased, mask]`` (the notes §2): backbone on 4 channels, one map2style head
     per W+ row; zero-initialised heads, so an untrained encoder outputs ``w_avg`` in every row."""
@@ -428,8 +456,8 @@ class Inpainter(nn.Module):
         w = self.G.mapping(z.reshape(-1, d), truncation=self.cfg.truncation)
         return w.view(z.shape)
 
-    def encode(self, x: torch.Tensor, mask: torch.Tensor) -> dict:
-        """Checks x [N, 3, size, size] and the mask, erases, encodes: {x_erased, mask, w_plus_e, pyramid}."""
+    def encode(self, x: torch.Tensor, mask: torch.Tensor) -> ErasedInput:
+        """Checks x [N, 3, size, size] and the mask, erases, encodes (:class:`ErasedInput`)."""
         check_images(x, 3, self.cfg.size, "x")
         mask = check_mask(mask, x).expand(x.shape[0], -1, -1, -1)  # [N, 1, H, W]
         x_erased = x * mask
@@ -439,22 +467,21 @@ class Inpainter(nn.Module):
             m_enc = mask_at(mask, s, "hard")
             x_enc = F.avg_pool2d(x_erased, self.cfg.size // s) * m_enc
         w_plus_e, pyramid = self.encoder(x_enc, m_enc)
-        return dict(x_erased=x_erased, mask=mask, w_plus_e=w_plus_e, pyramid=pyramid)
+        return ErasedInput(x_erased, mask, w_plus_e, pyramid)
 
     def decode(
         self,
-        enc: dict,
+        enc: ErasedInput,
         z: torch.Tensor | None = None,
         w_r: torch.Tensor | None = None,
         stage: int = 1,
         mixing: bool = True,
         noise_mode: str = "const",
-    ) -> dict:
+    ) -> InpaintingOutput:
         """Mix (unless deterministic) and synthesise from :meth:`encode`'s output; see :meth:`forward`."""
         if stage not in (1, 2):
             raise ValueError(f"stage must be 1 or 2, got {stage}")
-        out, w_plus_e = dict(enc), enc["w_plus_e"]
-        gate = None
+        w_plus_e, gate = enc.w_plus_e, None
         if mixing and self.mixer is not None:
             if w_r is None and z is None:
                 z = torch.randn(w_plus_e.shape[0], self.cfg.style_dim, device=w_plus_e.device)
@@ -462,21 +489,17 @@ class Inpainter(nn.Module):
             w_plus_mix, gate = self.mixer(w_plus_e, w_r)
         else:
             w_plus_mix, w_r = w_plus_e, None
-        out.update(w_r=w_r, w_plus_mix=w_plus_mix, gate=gate)
         noise = self.G.make_noise(w_plus_e.shape[0], noise_mode)
         if stage == 1:
-            out["image"] = self.G.synthesis(w_plus_mix, noise=noise)
-            return out
+            image = self.G.synthesis(w_plus_mix, noise=noise)
+            return InpaintingOutput(*enc, w_r, w_plus_mix, gate, image)
         image1, feats = self.G.synthesis(w_plus_mix, noise=noise, return_features=True)
         f_res = self.cfg.f_res
-        deltas = self.skip(
-            enc["x_erased"], enc["mask"], {r: feats[r] for r in f_res}, image1, enc["pyramid"].fine
-        )
-        masks = {r: mask_at(enc["mask"], r, self.cfg.fuse_mask) for r in f_res}
+        deltas = self.skip(enc.x_erased, enc.mask, {r: feats[r] for r in f_res}, image1, enc.pyramid.fine)
+        masks = {r: mask_at(enc.mask, r, self.cfg.fuse_mask) for r in f_res}
         image, f_gen, f = synthesis_fused(self.G, w_plus_mix, noise, deltas, masks)
         f_enc = {r: f_gen[r] + deltas[r] for r in f_res}
-        out.update(image=image, image_stage1=image1, delta=deltas, f_gen=f_gen, f_enc=f_enc, f=f)
-        return out
+        return InpaintingOutput(*enc, w_r, w_plus_mix, gate, image, image1, deltas, f_gen, f_enc, f)
 
     def forward(
         self,
@@ -487,19 +510,19 @@ class Inpainter(nn.Module):
         mixing: bool = True,
         w_r: torch.Tensor | None = None,
         noise_mode: str = "const",
-    ) -> dict:
-        """x [N, 3, H, H] in [-1, 1], mask [N or 1, 1, H, H] -> dict with x_erased, mask, w_plus_e, w_r,
-        w_plus_mix, gate, image [N, 3, H, H]; stage 2 adds image_stage1 and {r: ...} dicts delta, f_gen,
-        f_enc, f. ``w_r`` (else ``mapping(z)``, else a fresh z) feeds the mixer; ``mixing=False`` (or a
-        ``mixing="none"`` model) is the deterministic path w_plus_mix = w_plus_e."""
+    ) -> InpaintingOutput:
+        """x [N, 3, H, H] in [-1, 1], mask [N or 1, 1, H, H] -> :class:`InpaintingOutput` (x_erased, mask,
+        w_plus_e, w_r, w_plus_mix, gate, image [N, 3, H, H]; stage 2 adds image_stage1 and the {r: ...} dicts
+        delta, f_gen, f_enc, f). ``w_r`` (else ``mapping(z)``, else a fresh z) feeds the mixer;
+        ``mixing=False`` (or a ``mixing="none"`` model) is the deterministic path w_plus_mix = w_plus_e."""
         return self.decode(self.encode(x, mask), z, w_r, stage, mixing, noise_mode)
 
     @torch.no_grad()
     def sample_outputs(
         self, x: torch.Tensor, mask: torch.Tensor, n: int = 5, seed: int = 0, stage: int = 2,
         noise_mode: str = "const",
-    ) -> list[dict]:  # fmt: skip
-        """The :meth:`decode` dicts of ``n`` completions per input (one dict per sample, each for all N
+    ) -> list[InpaintingOutput]:  # fmt: skip
+        """The :meth:`decode` outputs of ``n`` completions per input (one per sample, each for all N
         inputs), from z drawn with ``seed``: what :meth:`sample` stacks, and what an edit starts from."""
         return list(self.iter_outputs(x, mask, n, seed, stage, noise_mode))
 
@@ -507,7 +530,7 @@ class Inpainter(nn.Module):
     def iter_outputs(
         self, x: torch.Tensor, mask: torch.Tensor, n: int = 5, seed: int = 0, stage: int = 2,
         noise_mode: str = "const",
-    ) -> Iterator[dict]:  # fmt: skip
+    ) -> Iterator[InpaintingOutput]:  # fmt: skip
         """:meth:`sample_outputs` one completion at a time (the same z): many completions in little memory."""
         enc = self.encode(x, mask)
         gen = torch.Generator().manual_seed(int(seed))
@@ -531,8 +554,8 @@ class Inpainter(nn.Module):
         False / "none" (raw outputs), True / "hard" (:func:`composite`) or "seamless" (Poisson paste)."""
         mode = check_paste(paste)
         outs = self.sample_outputs(x, mask, n, seed, stage, noise_mode)
-        known = (x, outs[0]["mask"], mode == "seamless") if mode != "none" else ()
-        return stack_samples([o["image"] for o in outs], *known)
+        known = (x, outs[0].mask, mode == "seamless") if mode != "none" else ()
+        return stack_samples([o.image for o in outs], *known)
 
     composite = staticmethod(composite)
 

@@ -289,7 +289,7 @@ def case_losses(
     ``mse``, ``lpips``, ``id``, ``adv``, ``seam``, ``total``) and the output ``image``."""
     x, mask = batch["x"], batch["mask"]
     w_r = batch["w1"] if batch["case_a"] else model.map_random(batch["z2"])
-    y = model(x, mask, w_r=w_r, stage=stage)["image"]  # [B, 3, S, S]
+    y = model(x, mask, w_r=w_r, stage=stage).image  # [B, 3, S, S]
     terms = rec(y, x, None if batch["case_a"] else mask)
     adv = y.new_zeros(())
     if not batch["case_a"] and D is not None and adv_weight > 0:
