@@ -1,5 +1,6 @@
 """``ganinv eval ...``: the evaluation commands (held-out SFN accuracy, contrastive retrieval, encoder and
-reconstruction benchmarks, the editing benchmark, GAN FID-SFN), registered by :func:`add_eval_parser`."""
+reconstruction benchmarks, the editing benchmark, GAN FID-SFN, the metric validation battery), registered by
+:func:`add_eval_parser`."""
 
 from __future__ import annotations
 
@@ -217,6 +218,34 @@ def cmd_eval_budget(args: argparse.Namespace) -> None:
         print(f"\n{metric}:\n" + budget_eval.verdict_table(summary, metric))
 
 
+def cmd_eval_metrics(args: argparse.Namespace) -> None:
+    from . import metric_validation as mv
+    from .checkpoints import bundled_name, load_generator
+    from .common import rounded, write_json
+    from .inversion import invert, resolve_encoder
+    from .models.sfn import load_sfn
+
+    device = _device(args.device)
+    sfn = load_sfn(args.sfn, device)
+    encoders, size = {}, args.size
+    if args.encoders:
+        G = load_generator(args.generator, device=device).eval()
+        size = G.size
+        for method in args.encoders:
+            enc = resolve_encoder(method, args.encoder or bundled_name(args.generator), device)
+            encoders[method] = lambda x, m=method, e=enc: invert(x, m, generator=G, encoder=e).image
+    cfg = mv.BatteryConfig(n=args.n, size=size, seed=args.seed, reference_n=args.reference_n)
+    result = rounded(mv.evaluate_battery(sfn, cfg, encoders), 4)
+    result.update(generator=str(args.generator) if encoders else None, sfn=str(args.sfn))
+    if args.json:
+        write_json(result, args.json)
+    if args.figure:
+        import matplotlib.pyplot as plt
+
+        plt.close(mv.battery_figure(result, args.figure))
+    print(mv.verdict_table(result))
+
+
 def cmd_eval_contrastive(args: argparse.Namespace) -> None:
     import json
 
@@ -428,6 +457,32 @@ def add_eval_parser(sub) -> None:
     e.add_argument("--figure", default=None, help="learning curves and claim intervals (PNG)")
     _output_options(e)
     e.set_defaults(fn=cmd_eval_budget)
+    from . import metric_validation as mv
+
+    e = eval_sub.add_parser(
+        "metrics",
+        help="validate every reported metric on graded distortions of held-out SynthFaces "
+        "(metric_validation.json)",
+    )
+    e.add_argument("-n", type=positive_int, default=200, help="held-out images distorted")
+    e.add_argument(
+        "--reference-n", type=positive_int, default=1000, help="reference images of the realism metrics"
+    )
+    e.add_argument("--seed", type=int, default=0, help="seed of the random parts of the distortions")
+    e.add_argument("--size", type=positive_int, default=64, help="image size without encoders")
+    e.add_argument("--generator", default="synthfaces64", help="generator of the encoder families")
+    e.add_argument(
+        "--encoders", nargs="*", default=list(mv.ENCODER_METHODS), choices=mv.ENCODER_METHODS,
+        help="encoder methods whose error patterns are graded (none: only the distortion families)",
+    )  # fmt: skip
+    e.add_argument(
+        "--encoder", default=None, help="encoder checkpoint or bundled name (default: the generator's)"
+    )
+    e.add_argument("--sfn", default="sfn", help="SFN of the metrics")
+    e.add_argument("--json", default=None, help="write the results to this JSON file")
+    e.add_argument("--figure", default=None, help="write the Spearman / equal-MSE heatmaps to this PNG")
+    e.add_argument("--device", default="auto")
+    e.set_defaults(fn=cmd_eval_metrics)
     e = eval_sub.add_parser("gan", help="FID-SFN vs SynthFaces, blurred-data scale, attribute frequencies")
     e.add_argument("--checkpoint", default="synthfaces64", help="bundled name or path of a generator")
     e.add_argument(

@@ -6,18 +6,30 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
 EVAL_SEED = 1_000_003  # SynthFaces seed and pair stream of every held-out evaluation; training uses others
 
 
+_NUMBER_LIST = re.compile(r"\[\s*(-?[\d.eE+-]+(?:,\s*-?[\d.eE+-]+)*)\s*\]")
+
+
+def dumps(values: Mapping) -> str:
+    """Indented JSON with every list of plain numbers on one line (per-image values: one line per list, not
+    one line per value, so the results files stay readable and their diffs small)."""
+    text = json.dumps(values, indent=2)
+    return _NUMBER_LIST.sub(lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text)
+
+
 def write_json(values: Mapping, path: str | os.PathLike) -> Path:
-    """Write ``values`` as indented JSON to ``path`` atomically (a temporary file, then a rename)."""
+    """Write ``values`` as indented JSON (:func:`dumps`) to ``path`` atomically (a temporary file, then a
+    rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(values, indent=2) + "\n")
+    tmp.write_text(dumps(values) + "\n")
     os.replace(tmp, path)
     return path
 

@@ -15,7 +15,10 @@ strength 0: keeps its side), ``leakage`` mean over the other 16 factors of the p
 categorical: 1 when the read-out class changes; continuous: |Δ| / (high − low), the conventions of
 :func:`ganinv.recon_eval.factor_errors`), ``identity`` ID-SFN of the edit with the *input* and
 ``identity_to_reconstruction`` with the unedited reconstruction. Per method also the reconstruction's
-fidelity and a ``summary`` at the largest |strength| (the axes of :func:`tradeoff_figure`).
+fidelity and a ``summary`` at the largest |strength| (the axes of :func:`tradeoff_figure`), and
+``realism``: how far the reconstructions and the edits at the largest |strength| (all attributes, both signs)
+are from clean faces, as inversion papers report FID of edits: FID-SFN, FID-SFN-texture and the mean k-NN
+realism-SFN-texture against held-out SynthFaces of another seed (:func:`ganinv.recon_eval.realism_columns`).
 
 ``ganinv train directions`` writes the directions (:func:`fit_directions`); ``ganinv eval editing`` writes
 ``figures/04_editing.json`` and the fidelity / editability scatter.
@@ -34,7 +37,18 @@ from . import editing as E
 from .common import EVAL_SEED
 from .inversion import invert
 from .metrics import id_similarity, lpips_features, mse
-from .recon_eval import Entry, check_entries, entry_encoder, factor_changes, held_out
+from .recon_eval import (
+    REFERENCE_N,
+    REFERENCE_SEED,
+    Entry,
+    check_entries,
+    entry_encoder,
+    factor_changes,
+    held_out,
+    realism_columns,
+    realism_features,
+    realism_reference,
+)
 
 # In units of each direction's std. That std is the spread of *all* sampled w along the normal; most samples
 # sit far from the boundary on the majority side, so flipping an attribute takes several std (synthfaces64,
@@ -92,10 +106,10 @@ def edit_scores(
     attribute: str,
     reference: dict | None = None,
 ) -> dict:
-    """Per-image scores ``{EDIT_KEYS..., "changes": {factor: [N]}, "read": {factor: [N]}}`` of one edit
-    (``strength`` in w units) of the inversion ``codes`` of inputs ``x`` [N, 3, S, S]; ``read`` is the SFN
-    read-out of the edited image; ``reference`` = ``{"image", "read"}`` of the unedited reconstruction
-    (computed when None)."""
+    """Per-image scores ``{EDIT_KEYS..., "changes": {factor: [N]}, "read": {factor: [N]}, "image"}`` of one
+    edit (``strength`` in w units) of the inversion ``codes`` of inputs ``x`` [N, 3, S, S]; ``read`` is the
+    SFN read-out of the edited image ``image`` [N, 3, S, S]; ``reference`` = ``{"image", "read"}`` of the
+    unedited reconstruction (computed when None)."""
     if reference is None:
         reference = reference_read(G, sfn, codes)
     image = E.apply_edit(G, codes, direction, strength)["image"].clamp(-1, 1)  # [N, 3, S, S]
@@ -108,7 +122,7 @@ def edit_scores(
     return {"target_change": p1 - p0, "success": side.float(), "leakage": leak,
             "identity": id_similarity(image, x, sfn),
             "identity_to_reconstruction": id_similarity(image, reference["image"], sfn),
-            "changes": changes, "read": read}  # fmt: skip
+            "changes": changes, "read": read, "image": image}  # fmt: skip
 
 
 def reference_read(G: nn.Module, sfn: nn.Module, codes: Mapping) -> dict:
@@ -159,6 +173,7 @@ def evaluate_editing(
     nonlinear: Mapping[str, E.Direction] | None = None,
     editors: Sequence[str] = ("linear",),
     generated: int = 0,
+    reference_n: int = REFERENCE_N,
 ) -> dict:
     """Invert the first ``n`` held-out SynthFaces of ``seed`` with every entry (an entry's own ``n`` may cut
     that), edit each attribute's direction at every strength (× its ``std``) and score it (module docstring).
@@ -173,8 +188,11 @@ def evaluate_editing(
     "accuracy"}}, "methods": {name: {"method", "options", "n", "space", "reconstruction": {mse, lpips_sfn,
     id_sfn}, "edits": {attr: {"by_strength": [{"strength", <EDIT_KEYS>}, ...], "leakage_by_factor":
     {factor: mean over strengths}}}, "summary": {"strength", "fidelity", "editability", "target_change",
-    "leakage", "identity", "identity_to_reconstruction"}}}}``; ``summary`` averages the rows with the largest
-    |strength| over attributes and both signs (``target_change`` signed towards the edit)."""
+    "leakage", "identity", "identity_to_reconstruction"}, "realism": {"reconstruction" | "edits":
+    {"fid_sfn", "fid_sfn_texture", "realism_sfn_texture"}, "reference": {"seed", "n"}}}}}``; ``summary``
+    averages the rows with the largest |strength| over attributes and both signs (``target_change`` signed
+    towards the edit); ``realism`` scores the unedited reconstructions and the edits at the largest |strength|
+    against ``reference_n`` held-out SynthFaces of :data:`~ganinv.recon_eval.REFERENCE_SEED`."""
     strengths = [float(s) for s in strengths]
     if not strengths or not all(math.isfinite(s) for s in strengths):
         raise ValueError(f"strengths: need at least one finite number, got {strengths}")
@@ -193,6 +211,8 @@ def evaluate_editing(
         raise ValueError(f"no non-linear direction for attribute(s) {missing}; they hold {list(nonlinear)}")
     dev, size = G.w_avg.device, G.size
     x_all, _ = held_out(n, size, seed) if entries else (None, None)  # [n, 3, S, S]
+    reference = realism_reference(sfn, size, reference_n)
+    top = max(abs(s) for s in strengths)
     result: dict = {"n": n, "seed": seed, "image_size": size, "strengths": strengths, "attributes": names,
                     "directions": {a: _meta(directions[a]) for a in names}, "methods": {}}  # fmt: skip
     if "non-linear" in editors:
@@ -210,6 +230,7 @@ def evaluate_editing(
         fid: dict[str, list] = {k: [] for k in FIDELITY_KEYS}
         rows = {(e, a, s): {k: [] for k in EDIT_KEYS} for e in editors for a in names for s in strengths}
         by_factor: dict[tuple, dict[str, list]] = {(e, a): {} for e in editors for a in names}
+        feats: dict[str, dict[str, list]] = {e: {} for e in (*editors, "reconstruction")}
         space = "W"
         w_gen = E.sample_w(G, m, seed) if entry is None else None  # [m, D]
         for start in range(0, m, batch_size):
@@ -228,11 +249,15 @@ def evaluate_editing(
                 fid["mse"].append(mse(ref["image"], x).cpu())
                 fid["lpips_sfn"].append(lpips_features(ref["image"], x, sfn).cpu())
                 fid["id_sfn"].append(id_similarity(ref["image"], x, sfn).cpu())
+                _collect(feats["reconstruction"], realism_features(sfn, ref["image"]))
             for e in editors:
                 for a in names:
                     d = dirs[e][a]
                     for s in strengths:
                         scores = edit_scores(G, sfn, codes, x, d, s * d.std, a, ref)
+                        image = scores.pop("image")
+                        if abs(s) == top:
+                            _collect(feats[e], realism_features(sfn, image))
                         for k, v in scores.pop("changes").items():
                             by_factor[(e, a)].setdefault(k, []).append(v.cpu())
                         for k in EDIT_KEYS:
@@ -241,6 +266,7 @@ def evaluate_editing(
                 bar.update(x.shape[0])
                 bar.set_postfix(method=name)
         recon = {k: _mean(v) for k, v in fid.items()}
+        recon_realism = _realism(reference, feats["reconstruction"])
         for e in editors:
             edits = {a: {"by_strength": [{"strength": s, **{k: _mean(rows[(e, a, s)][k]) for k in EDIT_KEYS}}
                                          for s in strengths],
@@ -249,12 +275,28 @@ def evaluate_editing(
             row = name if e == "linear" else f"{name} · non-linear"
             method = entry.method if entry is not None else "generated"
             options = dict(entry.options) if entry is not None else {}
+            realism = {"reconstruction": recon_realism, "edits": _realism(reference, feats[e]),
+                       "reference": {"seed": REFERENCE_SEED, "n": reference_n}}  # fmt: skip
             result["methods"][row] = {"method": method, "options": options, "n": m, "space": space,
                                       "editor": e, "reconstruction": recon, "edits": edits,
-                                      "summary": _summary(edits, recon, strengths)}  # fmt: skip
+                                      "summary": _summary(edits, recon, strengths),
+                                      "realism": realism}  # fmt: skip
     if bar is not None:
         bar.close()
     return result
+
+
+def _collect(store: dict[str, list], features: dict[str, torch.Tensor]) -> None:
+    for k, v in features.items():
+        store.setdefault(k, []).append(v)
+
+
+def _realism(reference: dict, store: dict[str, list]) -> dict:
+    """FID-SFN, FID-SFN-texture and the mean realism-SFN-texture of the images whose features are in
+    ``store``."""
+    cols = realism_columns(reference, {k: torch.cat(v) for k, v in store.items()})
+    cols["realism_sfn_texture"] = float(cols["realism_sfn_texture"].double().mean())
+    return cols
 
 
 EDITORS = ("linear", "non-linear")  # InterFaceGAN directions; ganinv.nonlinear_editing
@@ -348,14 +390,17 @@ def tradeoff_figure(result: dict, path: str | os.PathLike | None = None, y: str 
 
 
 def markdown_table(result: dict) -> str:
-    """One row per method: its space, reconstruction fidelity and the ``summary`` edit scores."""
+    """One row per method: its space, reconstruction fidelity, the ``summary`` edit scores and the FID-SFN /
+    FID-SFN-texture of the edits ("—" for rows scored before those columns existed)."""
     top = max(abs(s) for s in result["strengths"])
     head = ["method", "space", "n", "ID-SFN", "MSE", "LPIPS-SFN", f"success ±{top:g}σ", "ΔP", "leakage",
-            "ID (edit, input)"]  # fmt: skip
+            "ID (edit, input)", "FID-SFN (edits)", "FID-SFN-texture (edits)"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for name, r in result["methods"].items():
         rec, s = r["reconstruction"], r["summary"]
+        edits = r.get("realism", {}).get("edits", {})
         cells = [rec["id_sfn"], rec["mse"], rec["lpips_sfn"], s["editability"], s["target_change"],
-                 s["leakage"], s["identity"]]  # fmt: skip
-        lines.append(f"| {name} | {r['space']} | {r['n']} | " + " | ".join(f"{c:.4g}" for c in cells) + " |")
+                 s["leakage"], s["identity"], edits.get("fid_sfn"), edits.get("fid_sfn_texture")]  # fmt: skip
+        text = ["—" if c is None else f"{c:.4g}" for c in cells]
+        lines.append(f"| {name} | {r['space']} | {r['n']} | " + " | ".join(text) + " |")
     return "\n".join(lines)

@@ -302,3 +302,61 @@ def ids_scores(
     d_real, d_fake = decision[: len(real)], decision[len(real) :]
     p_ids = (d_fake > d_real).double().mean().item()
     return {"u_ids": u_ids, "p_ids": p_ids}
+
+
+# ------------------------------------------------------------------------- realism (k-NN precision)
+
+
+class SFNTextureExtractor(nn.Module):
+    """FID-SFN-texture / realism-SFN-texture features: the per-channel mean and standard deviation over space
+    of the first SFN stages (``layers``, default the 32 x 32 and 16 x 16 maps of a 64 px SFN), concatenated:
+    ``[N, 2 * sum(C_layer)]``.
+
+    Why not the embedding: the SFN is trained to read factors and identity, so its embedding is invariant to
+    much of what makes an image look *unclean* (noise, blur, blotches, ghosting; ``ganinv.metric_validation``
+    measures it). The early stages still respond to local texture, and their first two moments are a texture
+    descriptor in the spirit of Gatys et al. (2015, Gram statistics) and of the "mean and std of feature maps"
+    of AdaIN (Huang & Belongie 2017). Puts ``sfn`` in eval mode."""
+
+    name = "sfn_texture"
+
+    def __init__(self, sfn, layers: tuple[int, ...] = (0, 1)):
+        super().__init__()
+        if not layers:
+            raise ValueError("SFNTextureExtractor: layers must name at least one SFN stage")
+        self.sfn, self.layers = sfn, tuple(layers)
+        if hasattr(sfn, "eval"):
+            sfn.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        maps = self.sfn.features(x)
+        stats = []
+        for k in self.layers:
+            f = maps[k]  # [N, C, h, w]
+            stats += [f.mean(dim=(2, 3)), f.std(dim=(2, 3))]
+        return torch.cat(stats, dim=1)  # [N, 2 * sum(C)]
+
+
+def realism_scores(real_features, fake_features, k: int = 3, keep: float = 0.5) -> torch.Tensor:
+    """Realism score of every fake sample, ``[N_fake]`` (Kynkäänniemi et al., NeurIPS 2019, "Improved
+    Precision and Recall Metric for Assessing Generative Models", Sec. 5, Eq. 3).
+
+    Each real feature φ_r gets the radius of its k-NN ball among the real features, NND_k(φ_r) (the sample
+    itself excluded). The realism of a fake φ_g is ``max_r NND_k(φ_r) / |φ_g - φ_r|``: above 1 when φ_g lies
+    inside some real ball (the paper's precision counts exactly those), larger the deeper inside. As in the
+    paper, only the fraction ``keep`` of real samples with the *smallest* radii is used (0.5: the half in
+    dense regions), so that one outlier with a huge ball cannot call everything real. Higher is more real.
+    Features ``[N, D]`` (any extractor); a fake identical to a kept real sample gives inf.
+    """
+    real = torch.from_numpy(_as_float64(real_features, "real_features"))
+    fake = torch.from_numpy(_as_float64(fake_features, "fake_features"))
+    if real.shape[1] != fake.shape[1]:
+        raise ValueError(f"realism_scores: feature sizes differ ({real.shape[1]} real, {fake.shape[1]} fake)")
+    if not 1 <= k < real.shape[0]:
+        raise ValueError(f"realism_scores: need 1 <= k < number of real samples ({real.shape[0]}), got k={k}")
+    if not 0 < keep <= 1:
+        raise ValueError(f"realism_scores: keep must be in (0, 1], got {keep}")
+    radii = torch.cdist(real, real).kthvalue(k + 1, dim=1).values  # [Nr]; the 1st is the sample itself
+    kept = radii.argsort()[: max(1, round(keep * real.shape[0]))]
+    dist = torch.cdist(fake, real[kept])  # [Nf, Nk]
+    return (radii[kept][None] / dist).max(dim=1).values.float()

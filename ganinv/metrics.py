@@ -29,12 +29,14 @@ from .fid import (
     InceptionExtractor,
     MissingWeightsError,
     SFNExtractor,
+    SFNTextureExtractor,
     compute_features,
     feature_statistics,
     fid,
     find_weights,
     frechet_distance,
     ids_scores,
+    realism_scores,
 )
 
 __all__ = [
@@ -42,11 +44,13 @@ __all__ = [
     "DlibFaceEmbedder", "id_dlib",
     "pairwise_diversity", "seam_excess", "summarize", "feature_statistics", "frechet_distance", "fid",
     "compute_features",
-    "SFNExtractor", "InceptionExtractor", "ids_scores", "find_weights",
+    "SFNExtractor", "InceptionExtractor", "ids_scores", "find_weights", "SFNTextureExtractor",
+    "realism_scores", "mae",
 ]  # fmt: skip
 
 METRIC_NAMES: dict[str, str] = {
     "mse": "MSE: mean squared pixel error on [-1, 1] images (masked: mean over the masked pixels only)",
+    "mae": "MAE: mean absolute pixel error on [-1, 1] images",
     "psnr": "PSNR (dB) with data range 2 ([-1, 1] images); inf for identical images",
     "ssim": "SSIM (Wang et al. 2004): 11x11 Gaussian window, sigma 1.5, [0, 1]-rescaled, channel mean",
     "lpips_alex": "LPIPS v0.1, ImageNet AlexNet trunk (lpips package, local torchvision weights)",
@@ -57,6 +61,12 @@ METRIC_NAMES: dict[str, str] = {
     "id_dlib": "ID-dlib: cosine similarity of dlib's 128-d face descriptors (face-recognition-models' "
     "ResNet, on 150 px chips aligned from 68 landmarks of the largest detected face); NaN without a face",
     "fid_sfn": "FID-SFN: Frechet distance of SFN embeddings (not Inception; not comparable to papers)",
+    "fid_sfn_texture": "FID-SFN-texture: Frechet distance of the per-channel mean and std of the first two "
+    "SFN stages (low-level texture statistics, which the embedding of fid_sfn is trained to ignore)",
+    "realism_sfn_texture": "Realism-SFN-texture: k-NN realism score (Kynkaanniemi et al. 2019, k=3, densest "
+    "half of the real balls) of each image's z-scored SFN texture statistics against held-out SynthFaces; "
+    "higher is more real, > 1 inside a real ball",
+    "realism_sfn": "Realism-SFN: the k-NN realism score on z-scored SFN embeddings (the fid_sfn features)",
     "fid_inception_tv": "FID-Inception(torchvision): torchvision Inception-v3 pool features; not the TF-FID "
     "network, so not comparable to published FIDs",
     "u_ids_sfn": "U-IDS-SFN: linear-SVM misclassification rate, real vs fake SFN embeddings "
@@ -122,6 +132,12 @@ def mse(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> t
         empty = torch.nonzero(weight == 0).flatten().tolist()
         raise ValueError(f"mask: images {empty} have no pixel to include (mask is all zero)")
     return (err * mask).sum(dim=(1, 2, 3)) / (weight * x.shape[1])
+
+
+def mae(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean absolute pixel error per image ``[N]`` (channels and pixels averaged)."""
+    _check_pair(x, y)
+    return (x - y).abs().mean(dim=(1, 2, 3))
 
 
 def psnr(

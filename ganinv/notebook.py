@@ -4,7 +4,6 @@ metrics JSON it writes (:meth:`Chapter.write_metrics`), so each notebook shows o
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ from pathlib import Path
 import torch
 
 from . import viz
-from .common import rounded
+from .common import dumps, rounded
 from .devices import resolve_device
 
 FIGURES_ENV = "GANINV_FIGURES_DIR"  # the tests send a notebook's figures and JSON here instead of figures/
@@ -56,7 +55,7 @@ class Chapter:
         times (:data:`TIMING_KEYS`, different in every run) left out, so a re-run on the same machine rewrites
         the same file. Timings belong in the benchmarks (``python -m ganinv.bench``)."""
         path = self.fig_dir / name
-        path.write_text(json.dumps(rounded(_without_timings(self.metrics)), indent=2) + "\n")
+        path.write_text(dumps(rounded(_without_timings(self.metrics))) + "\n")
         return path
 
 

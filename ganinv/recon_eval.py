@@ -10,6 +10,16 @@ Factor error of one image, per factor (all in [0, 1]): binary attributes and the
 score 1 when the read-out class differs from the truth; continuous factors score ``|read - truth| / (high -
 low)``. ``factor_error`` is their mean over the 17 factors.
 
+**Realism** (inversion papers report FID of reconstructions and edits beside fidelity): every distance above
+compares a reconstruction with its input, and none says "this does not look like a clean face". Three
+columns do, each against a *reference* set of held-out SynthFaces of another seed (:data:`REFERENCE_SEED`,
+never the evaluated inputs): ``fid_sfn`` (Fréchet distance of SFN embeddings, the FID-SFN of chapters 01 and
+05), ``fid_sfn_texture`` (the same on the first SFN stages' texture statistics,
+:class:`ganinv.fid.SFNTextureExtractor`) and ``realism_sfn_texture``, the per-image k-NN realism score of
+Kynkäänniemi et al. (2019) on those statistics, z-scored by the reference (higher is more real). Both FIDs
+grow as n shrinks: compare rows of equal ``n``. ``ganinv.metric_validation`` measures which artefacts each
+column sees.
+
 ``ganinv eval reconstruction`` writes ``figures/03_reconstruction.json`` with :func:`evaluate_reconstruction`;
 notebook 03 shows the table (:func:`markdown_table`).
 """
@@ -27,12 +37,38 @@ from .common import EVAL_SEED, rounded
 from .data import synthfaces as sf
 from .data.images import pool_to
 from .inversion import check_method, invert, resolve_encoder
-from .metrics import id_similarity, lpips_features, mse, psnr, ssim, summarize
+from .metrics import (
+    SFNExtractor,
+    SFNTextureExtractor,
+    compute_features,
+    fid,
+    id_similarity,
+    lpips_features,
+    mse,
+    psnr,
+    realism_scores,
+    ssim,
+    summarize,
+)
 
-METRIC_KEYS = ("mse", "psnr", "ssim", "lpips_sfn", "id_sfn", "factor_error", "seconds_per_image")
-PER_IMAGE_KEYS = ("psnr", "ssim", "lpips_sfn", "id_sfn", "factor_error")  # kept per image for --compare
+REALISM_KEYS = ("fid_sfn", "fid_sfn_texture", "realism_sfn_texture")
+METRIC_KEYS = (
+    "mse",
+    "psnr",
+    "ssim",
+    "lpips_sfn",
+    "id_sfn",
+    "factor_error",
+    *REALISM_KEYS,
+    "seconds_per_image",
+)
+# kept per image for --compare
+PER_IMAGE_KEYS = ("psnr", "ssim", "lpips_sfn", "id_sfn", "factor_error", "realism_sfn_texture")
 LOWER_IS_BETTER = {"mse": True, "psnr": False, "ssim": False, "lpips_sfn": True, "id_sfn": False,
-                   "factor_error": True, "seconds_per_image": True}  # fmt: skip
+                   "factor_error": True, "fid_sfn": True, "fid_sfn_texture": True,
+                   "realism_sfn_texture": False, "seconds_per_image": True}  # fmt: skip
+REFERENCE_SEED = EVAL_SEED + 1  # SynthFaces seed of the realism reference set (disjoint from the inputs)
+REFERENCE_N = 1000  # reference images of the realism columns
 
 
 @dataclass
@@ -67,6 +103,48 @@ def held_out(n: int, size: int, seed: int = EVAL_SEED) -> tuple[torch.Tensor, to
     ground-truth factors [n, len(FACTORS)] in :data:`~ganinv.data.synthfaces.FACTORS` order."""
     batch = sf.SynthFaces(size=size, seed=seed, length=n).get_batch(range(n))
     return batch["image"].float(), batch["factors"].float()
+
+
+@torch.no_grad()
+def realism_reference(
+    sfn: nn.Module, size: int, n: int = REFERENCE_N, seed: int = REFERENCE_SEED, batch_size: int = 250
+) -> dict[str, torch.Tensor]:
+    """SFN features of the realism reference: ``n`` held-out SynthFaces of ``seed`` (by default
+    :data:`REFERENCE_SEED`, so never the evaluated inputs). ``{"embed": [n, D], "texture": [n, D_t]}``."""
+    if n < 4:
+        raise ValueError(
+            f"realism_reference: need n >= 4 reference images (k-NN balls, covariances), got {n}"
+        )
+    dev = next(sfn.parameters()).device
+    images, _ = held_out(n, size, seed)  # [n, 3, S, S]
+    return realism_features(sfn, images.to(dev), batch_size)
+
+
+@torch.no_grad()
+def realism_features(sfn: nn.Module, images: torch.Tensor, batch_size: int = 250) -> dict[str, torch.Tensor]:
+    """``{"embed": [N, D], "texture": [N, D_t]}``: the features of the realism columns (CPU, float32)."""
+    extractors = {"embed": SFNExtractor(sfn), "texture": SFNTextureExtractor(sfn)}
+    return {k: compute_features(images, e, batch_size, progress=False) for k, e in extractors.items()}
+
+
+def standardized(reference: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both feature sets ``[N, D]`` z-scored by the reference's per-dimension mean and std, so that every
+    texture statistic counts alike in the k-NN distances of the realism score (the raw ones differ in scale
+    by orders of magnitude, and the largest would decide alone)."""
+    mu, sd = reference.mean(dim=0), reference.std(dim=0).clamp(min=1e-8)
+    return (reference - mu) / sd, (features - mu) / sd
+
+
+def realism_columns(reference: dict[str, torch.Tensor], features: dict[str, torch.Tensor]) -> dict:
+    """The realism columns of one set of images from its :func:`realism_features` against the reference's:
+    ``{"fid_sfn": float, "fid_sfn_texture": float, "realism_sfn_texture": [N]}``; the FIDs are None for a
+    single image (no covariance)."""
+    many = features["embed"].shape[0] >= 2
+    return {
+        "fid_sfn": fid(features["embed"], reference["embed"]) if many else None,
+        "fid_sfn_texture": fid(features["texture"], reference["texture"]) if many else None,
+        "realism_sfn_texture": realism_scores(*standardized(reference["texture"], features["texture"])),
+    }
 
 
 def factor_changes(before: Mapping[str, torch.Tensor], after: Mapping[str, torch.Tensor]) -> dict:
@@ -132,12 +210,17 @@ def evaluate_reconstruction(
     batch_size: int = 100,
     progress: bool = True,
     per_image: bool = False,
+    reference_n: int = REFERENCE_N,
 ) -> dict:
     """Score every entry on the first ``n`` held-out SynthFaces of ``seed`` (an entry's own ``n`` may cut
     that). Reconstructions are clamped to [-1, 1] as saved images would be. Returns ``{"n", "seed",
     "image_size", "input": the SFN floor, "methods": {name: {"method", "n", <METRIC_KEYS>, "*_std",
     "factor_error_by_factor"}}}``; with ``per_image`` each row also holds ``"per_image": {metric: [n values,
-    4 significant digits]}`` for :data:`PER_IMAGE_KEYS`, which :func:`add_comparisons` pairs."""
+    4 significant digits]}`` for :data:`PER_IMAGE_KEYS`, which :func:`add_comparisons` pairs.
+
+    The realism columns (:data:`REALISM_KEYS`, module docstring) compare each row's reconstructions with
+    ``reference_n`` held-out SynthFaces of :data:`REFERENCE_SEED`, recorded in each row as
+    ``"realism_reference": {"seed", "n"}`` (``--add`` keeps old rows, which may lack these columns)."""
     check_entries(entries, n, batch_size)
     dev = G.w_avg.device
     size = G.size
@@ -147,6 +230,7 @@ def evaluate_reconstruction(
         x, fac = x_all[s : s + batch_size].to(dev), factors_all[s : s + batch_size]
         for k, v in factor_errors(sfn, x, fac).items():
             floor.setdefault(k if k == "factor_error" else f"factor_error/{k}", []).append(v.cpu())
+    reference = realism_reference(sfn, size, reference_n)
     result: dict = {"n": n, "seed": seed, "image_size": size, "input": _finish(floor, n), "methods": {}}
     bar = None
     if progress:
@@ -158,6 +242,7 @@ def evaluate_reconstruction(
         m = min(n, entry.n or n)
         encoder = entry_encoder(entry, dev)
         values: dict[str, list] = {}
+        feats: dict[str, list] = {"embed": [], "texture": []}
         seconds = 0.0
         for s in range(0, m, batch_size):
             x = x_all[s : min(s + batch_size, m)].to(dev)
@@ -168,10 +253,15 @@ def evaluate_reconstruction(
             image = pool_to(res.image, size).clamp(-1, 1)
             for k, v in _scores(image, x, fac, sfn).items():
                 values.setdefault(k, []).append(v.cpu())
+            for k, v in realism_features(sfn, image).items():
+                feats[k].append(v)
             if bar is not None:
                 bar.update(x.shape[0])
                 bar.set_postfix(method=name)
+        realism = realism_columns(reference, {k: torch.cat(v) for k, v in feats.items()})
+        values["realism_sfn_texture"] = [realism.pop("realism_sfn_texture")]
         row = _finish(values, m)
+        row.update(realism, realism_reference={"seed": REFERENCE_SEED, "n": reference_n})
         row["seconds_per_image"] = seconds / m
         if per_image:
             row["per_image"] = rounded({k: torch.cat(values[k]).tolist() for k in PER_IMAGE_KEYS}, 4)
@@ -266,8 +356,10 @@ def best_bold_rows(
 ) -> list[str]:
     """Markdown table lines (header, rule, one row per name with its ``n``) of ``rows`` {name: {"n", key:
     value}}, the best value of every column in bold (shared by the reconstruction and inpainting tables). A
-    value of None (not meaningful for that row) is shown as "—" and takes no part in the ranking."""
+    value of None (not meaningful for that row) or a column the row lacks (e.g. rows scored before the column
+    existed) is shown as "—" and takes no part in the ranking."""
     best = {}
+    rows = {name: {**r, **{k: r.get(k) for k in keys}} for name, r in rows.items()}
     for k in keys:
         vals = [r[k] for r in rows.values() if r[k] is not None]
         best[k] = (min(vals) if lower_is_better[k] else max(vals)) if vals else None

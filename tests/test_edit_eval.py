@@ -88,6 +88,15 @@ def test_scores_equal_a_direct_computation_and_zero_edits_change_nothing(G, tiny
         float(id_similarity(ref, x, sfn).mean()), rel=1e-5
     )
     zero, two = row["edits"]["smiling"]["by_strength"]
+    # realism of the edits: the images at |strength| 2 (both attributes), against the held-out reference
+    reference = recon_eval.realism_reference(sfn, 32)
+    edited = torch.cat([direct(G, enc, sfn, 3, v, 2 * 0.7)[2], ref])  # smiling; the zero glasses edit
+    expected = recon_eval.realism_columns(reference, recon_eval.realism_features(sfn, edited))
+    assert row["realism"]["edits"]["fid_sfn"] == pytest.approx(expected["fid_sfn"], rel=1e-4)
+    assert row["realism"]["edits"]["realism_sfn_texture"] == pytest.approx(
+        float(expected["realism_sfn_texture"].mean()), rel=1e-4
+    )
+    assert row["realism"]["reference"] == {"seed": recon_eval.REFERENCE_SEED, "n": recon_eval.REFERENCE_N}
     glasses_zero, glasses_two = row["edits"]["glasses"]["by_strength"]
     # strength 0, and the zero direction at any strength: nothing changes
     for r in (zero, glasses_zero, glasses_two):
@@ -247,7 +256,9 @@ def test_eval_editing_cli_writes_json_figure_and_table(G, tiny, tmp_path, capsys
     assert result["strengths"] == [-1, 1] and result["directions"]["smiling"]["accuracy"] == 0.8
     assert result["directions_file"] == str(dirs_path) and result["sfn"] == str(sfn_path)
     row = result["methods"]["pSp"]
-    assert set(row) == {"method", "options", "n", "space", "editor", "reconstruction", "edits", "summary"}
+    assert set(row) == {"method", "options", "n", "space", "editor", "reconstruction", "edits", "summary",
+                        "realism"}  # fmt: skip
+    assert set(row["realism"]["edits"]) == {"fid_sfn", "fid_sfn_texture", "realism_sfn_texture"}
     assert [r["strength"] for r in row["edits"]["smiling"]["by_strength"]] == [-1, 1]
     assert set(row["summary"]) == {"strength", "fidelity", "editability", "target_change", "leakage",
                                    "identity", "identity_to_reconstruction"}  # fmt: skip

@@ -104,3 +104,12 @@ def test_draw_or_show_draws_when_the_models_exist_else_shows_the_stored_figure(t
     assert chapter.draw_or_show("f.png", build, [model], stored, skip=True) == "stored"
     assert chapter.draw_or_show("f.png", build, [model], stored) == "drawn" and drawn == [1]
     assert (tmp_path / "out" / "f.png").is_file()
+
+
+def test_results_json_keeps_number_lists_on_one_line_and_reads_back_the_same():
+    from ganinv.common import dumps
+
+    values = {"per_image": {"lpips_sfn": [0.5, -1e-05, 3]}, "nested": [[1, 2], ["a"]], "empty": [], "x": 1.5}
+    text = dumps(values)
+    assert '"lpips_sfn": [0.5, -1e-05, 3]' in text and '      "a"' in text.splitlines()
+    assert json.loads(text) == values

@@ -94,10 +94,46 @@ def test_benchmark_scores_each_entry_on_the_same_held_out_images(G, tiny):
     assert psp["factor_error"] == pytest.approx(float(errors["factor_error"].mean()), rel=1e-5)
     floor = recon_eval.factor_errors(sfn, x, factors)["factor_error"].mean()
     assert result["input"]["factor_error"] == pytest.approx(float(floor), rel=1e-5)
+    # realism: the reconstructions against held-out faces of another seed (never the inputs themselves)
+    reference = recon_eval.realism_reference(sfn, 32)
+    assert recon_eval.REFERENCE_SEED != recon_eval.EVAL_SEED and reference["texture"].shape[0] == 1000
+    expected = recon_eval.realism_columns(reference, recon_eval.realism_features(sfn, image))
+    assert psp["fid_sfn"] == pytest.approx(expected["fid_sfn"], rel=1e-5)
+    assert psp["fid_sfn_texture"] == pytest.approx(expected["fid_sfn_texture"], rel=1e-5)
+    assert psp["realism_sfn_texture"] == pytest.approx(
+        float(expected["realism_sfn_texture"].mean()), rel=1e-5
+    )
+    assert psp["realism_reference"] == {"seed": recon_eval.REFERENCE_SEED, "n": 1000}
     table = recon_eval.markdown_table(result)
     assert table.count("\n") == 4 and "input (SFN floor)" in table
     best_mse = min(psp["mse"], optim["mse"])
     assert f"**{best_mse:.4g}**" in table
+
+
+def test_realism_columns_tell_the_reference_from_noise_and_tables_cope_without_them(tiny):
+    sfn = tiny[1]
+    reference = recon_eval.realism_reference(sfn, 32, n=200)
+    clean, _ = recon_eval.held_out(50, 32)  # the evaluated inputs: another seed than the reference
+    noisy = (clean + 0.3 * torch.randn(clean.shape)).clamp(-1, 1)
+    a = recon_eval.realism_columns(reference, recon_eval.realism_features(sfn, clean))
+    b = recon_eval.realism_columns(reference, recon_eval.realism_features(sfn, noisy))
+    assert b["fid_sfn_texture"] > 3 * a["fid_sfn_texture"]
+    assert float(b["realism_sfn_texture"].mean()) < float(a["realism_sfn_texture"].mean())
+    assert (
+        recon_eval.realism_columns(reference, recon_eval.realism_features(sfn, clean[:1]))["fid_sfn"] is None
+    )
+    with pytest.raises(ValueError, match="n >= 4"):
+        recon_eval.realism_reference(sfn, 32, n=3)
+    # rows scored before the realism columns existed show "—" and take no part in the ranking
+    old = {"mse": 0.01, "psnr": 20.0, "ssim": 0.7, "lpips_sfn": 0.5, "id_sfn": 0.6, "factor_error": 0.1,
+           "seconds_per_image": 0.01, "n": 10}  # fmt: skip
+    new = {**old, "fid_sfn": 0.2, "fid_sfn_texture": 0.1, "realism_sfn_texture": 0.9}
+    table = recon_eval.markdown_table(
+        {"n": 10, "input": {"factor_error": 0.02}, "methods": {"old": old, "new": new}}
+    )
+    old_line = next(line for line in table.splitlines() if line.startswith("| old |"))
+    assert old_line.count("—") == 3 and old_line.endswith("| — | — | — | **0.01** |")
+    assert "**0.2**" in table and "**0.9**" in table
 
 
 def test_entries_and_bad_arguments(G, tiny):
