@@ -77,17 +77,17 @@ def inpainting_rows(result: Mapping | None, claims: Sequence[RowClaim] = INPAINT
 
 def clcae_rows(summary: Mapping | None, steps: Sequence[int] | None = None) -> list[dict]:
     """One row per claim, metric and step (default: every step) of a budget summary
-    (:func:`ganinv.budget_eval.summarize`); all CLCAE claims are "lower is better"."""
+    (:func:`ganinv.budget_eval.summarize`), each metric with the sign of :data:`CLAIM_METRICS`."""
     from .budget_eval import CLAIMS
 
     if summary is None:
-        return [_row("CLCAE", c.text, m, "", None, "lower") for c in CLAIMS for m in CLAIM_METRICS]
+        return [_row("CLCAE", c.text, m, "", None, e) for c in CLAIMS for m, e in CLAIM_METRICS.items()]
     rows = []
     for c in summary["claims"]:
-        for metric in CLAIM_METRICS:
+        for metric, expect in CLAIM_METRICS.items():
             for step in steps or summary["steps"]:
-                interval = c[metric].get(str(step))
-                rows.append(_row("CLCAE", c["text"], metric, f"{step:,} steps", interval, "lower"))
+                interval = c.get(metric, {}).get(str(step))
+                rows.append(_row("CLCAE", c["text"], metric, f"{step:,} steps", interval, expect))
     return rows
 
 

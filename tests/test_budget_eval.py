@@ -62,6 +62,9 @@ def test_scoring_is_cached_and_claims_get_intervals(runs, G, sfn):
     ]
     assert d["mean"] == pytest.approx(sum(diffs) / 3, abs=1e-3) and d["lo"] <= d["mean"] <= d["hi"]
     assert d["verdict"] == ("confirmed" if d["hi"] < 0 else "refuted" if d["lo"] > 0 else "undecided")
+    r = by_text["CLCAE-W+ beats pSp"]["realism_sfn_texture"]["4"]  # higher is better: the other side of 0
+    assert r["verdict"] == ("confirmed" if r["lo"] > 0 else "refuted" if r["hi"] < 0 else "undecided")
+    assert set(summary["curves"]["clcae-f"]) >= {"lpips_sfn", "fid_sfn_texture", "realism_sfn_texture"}
     assert by_text["F attention helps (F)"]["lpips_sfn"] == {}  # that run is not in the folder
     table = be.verdict_table(summary)
     assert (

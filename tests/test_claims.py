@@ -38,9 +38,12 @@ def test_clcae_claims_per_budget_and_the_table():
         ("lpips_sfn", "3,000 steps", "not measured"),
         ("factor_error", "1,200 steps", "not measured"),
         ("factor_error", "3,000 steps", "not measured"),
+        ("realism_sfn_texture", "1,200 steps", "not measured"),  # a summary written before the column
+        ("realism_sfn_texture", "3,000 steps", "not measured"),
     ]
-    assert len(claims.clcae_rows(None)) == 2 * 8  # every claim on both metrics, none measured
+    assert rows[-1]["expect"] == "higher" and rows[0]["expect"] == "lower"
+    assert len(claims.clcae_rows(None)) == 3 * 8  # every claim on every metric, none measured
     table = claims.claims_table(rows + claims.inpainting_rows({"entries": ENTRIES}))
     line = "| CLCAE | F attention helps (F) | lpips_sfn | 1,200 steps | confirmed |"
     assert line + " -0.0040 [-0.0042, -0.0033], n = 200 |" in table
-    assert "+0.7000 (means only)" in table and table.count("\n") == 1 + 4 + len(claims.INPAINTING_CLAIMS)
+    assert "+0.7000 (means only)" in table and table.count("\n") == 1 + 6 + len(claims.INPAINTING_CLAIMS)

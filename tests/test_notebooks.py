@@ -184,9 +184,9 @@ def test_notebook_06_smoke_run_writes_figures_and_a_claims_table_from_the_result
     errors = metrics["unerased_abs_error"]
     assert errors["stage 2 (raw)"] < errors["stage 1 (raw)"]
     # every claim of both papers has a line, and a verdict only where an interval allows one
-    assert len(metrics["claims"]) == len(claims.INPAINTING_CLAIMS) + 2 * len(budget_eval.CLAIMS) * max(
-        1, len(json.loads(BUDGET.read_text())["steps"]) if BUDGET.is_file() else 1
-    )
+    assert len(metrics["claims"]) == len(claims.INPAINTING_CLAIMS) + len(budget_eval.CLAIM_METRICS) * len(
+        budget_eval.CLAIMS
+    ) * max(1, len(json.loads(BUDGET.read_text())["steps"]) if BUDGET.is_file() else 1)
     for row in metrics["claims"]:
         if row["verdict"] in ("confirmed", "refuted"):
             assert row["lo"] > 0 or row["hi"] < 0, row
