@@ -300,8 +300,8 @@ def _generator_and_output(args: argparse.Namespace, file: str) -> tuple:
 
 
 def cmd_train_directions(args: argparse.Namespace) -> None:
-    from .edit_eval import fit_directions
     from .editing import save_directions, sfn_reader
+    from .eval.editing import fit_directions
     from .models.sfn import load_sfn
 
     G, out = _generator_and_output(args, "directions.pt")

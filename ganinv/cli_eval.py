@@ -39,7 +39,7 @@ def _device(name: str) -> str:
 
 def _parse_given(text: str) -> dict[str, int]:
     """``"glasses=1,bangs=0"`` -> ``{"glasses": 1, "bangs": 0}``; a clear exit on anything else."""
-    from .training.gan_eval import check_given
+    from .eval.gan import check_given
 
     try:
         pairs = [item.split("=") for item in text.split(",")]
@@ -113,9 +113,10 @@ def cmd_eval_encoder(args: argparse.Namespace) -> None:
     import json
 
     from .common import write_json
+    from .eval.encoder import evaluate_encoder
     from .models.sfn import load_sfn
     from .training.contrastive import build_generator
-    from .training.encoders import evaluate_encoder, load_trained_encoder
+    from .training.encoders import load_trained_encoder
 
     device = _device(args.device)
     model, generator = load_trained_encoder(args.checkpoint, args.kind, device)
@@ -130,8 +131,8 @@ def cmd_eval_encoder(args: argparse.Namespace) -> None:
 
 
 def cmd_eval_reconstruction(args: argparse.Namespace) -> None:
-    from . import recon_eval
     from .checkpoints import bundled_name, load_generator
+    from .eval import reconstruction as recon_eval
     from .models.sfn import load_sfn
 
     device = _device(args.device)
@@ -146,9 +147,10 @@ def cmd_eval_reconstruction(args: argparse.Namespace) -> None:
 
 
 def cmd_eval_editing(args: argparse.Namespace) -> None:
-    from . import edit_eval, recon_eval
     from .checkpoints import bundled_name, load_generator
     from .editing import load_directions
+    from .eval import editing as edit_eval
+    from .eval import reconstruction as recon_eval
     from .models.sfn import load_sfn
 
     device = _device(args.device)
@@ -179,8 +181,8 @@ def cmd_eval_editing(args: argparse.Namespace) -> None:
 
 
 def cmd_eval_inpainting(args: argparse.Namespace) -> None:
-    from . import inpaint_eval as ie
     from .checkpoints import load_generator
+    from .eval import inpainting as ie
     from .models.sfn import load_sfn
 
     device = _device(args.device)
@@ -196,9 +198,11 @@ def cmd_eval_inpainting(args: argparse.Namespace) -> None:
 
 
 def cmd_eval_budget(args: argparse.Namespace) -> None:
-    from . import budget_eval
+    import json
+
     from .checkpoints import load_generator
     from .common import write_json
+    from .eval import budget as budget_eval
     from .models.sfn import load_sfn
 
     if not args.no_eval:
@@ -206,7 +210,11 @@ def cmd_eval_budget(args: argparse.Namespace) -> None:
         G = load_generator(args.generator, device=device).eval()
         sfn = load_sfn(args.sfn, device)
         budget_eval.evaluate_budget(args.runs, G, sfn, n=args.n, steps=args.steps, seed=args.seed)
-    summary = budget_eval.summarize(budget_eval.load_cached(args.runs))
+    results, spread = budget_eval.load_cached(args.runs), None
+    if args.rerun_reference and results:  # the bundled encoders: the same recipe, other arithmetic
+        reference = json.loads(Path(args.rerun_reference).read_text())
+        spread = budget_eval.rerun_spread(results[min(results)], reference)
+    summary = budget_eval.summarize(results, spread=spread)
     summary.update(generator=str(args.generator), sfn=str(args.sfn))
     if args.json:
         write_json(summary, args.json)
@@ -219,9 +227,9 @@ def cmd_eval_budget(args: argparse.Namespace) -> None:
 
 
 def cmd_eval_metrics(args: argparse.Namespace) -> None:
-    from . import metric_validation as mv
     from .checkpoints import bundled_name, load_generator
     from .common import rounded, write_json
+    from .eval import metric_battery as mv
     from .inversion import invert, resolve_encoder
     from .models.sfn import load_sfn
 
@@ -251,8 +259,9 @@ def cmd_eval_contrastive(args: argparse.Namespace) -> None:
 
     from .checkpoints import load_checkpoint
     from .common import write_json
+    from .eval.retrieval import evaluate_retrieval
     from .models.contrastive import load_contrastive
-    from .training.contrastive import build_generator, evaluate_retrieval
+    from .training.contrastive import build_generator
 
     device = _device(args.device)
     model = load_contrastive(args.checkpoint, device=device)
@@ -281,8 +290,8 @@ def cmd_eval_gan(args: argparse.Namespace) -> None:
 
     from .checkpoints import load_generator
     from .data.images import save_image
+    from .eval.gan import discriminator_preference, evaluate_gan, generate
     from .models.sfn import load_sfn
-    from .training.gan_eval import discriminator_preference, evaluate_gan, generate
 
     conditions = {c: _parse_given(c) for c in args.preference_given or []}  # bad input fails before the work
     if conditions and not args.discriminator:
@@ -320,8 +329,8 @@ def cmd_eval_gan(args: argparse.Namespace) -> None:
 def add_eval_parser(sub) -> None:
     """Register ``ganinv eval`` and its subcommands on the top-level subparsers ``sub``."""
     from .common import EVAL_SEED
-    from .inpaint_eval import BUCKET_NAMES
-    from .inpaint_eval import METHODS as INPAINT_METHODS
+    from .eval.inpainting import BUCKET_NAMES
+    from .eval.inpainting import METHODS as INPAINT_METHODS
 
     p = sub.add_parser("eval", help="evaluate a model on held-out data (see `ganinv eval sfn --help`)")
     eval_sub = p.add_subparsers(dest="model", required=True)
@@ -389,7 +398,8 @@ def add_eval_parser(sub) -> None:
                    help="a row (repeatable); default: every method with the bundled encoders")  # fmt: skip
     e.add_argument("--attributes", nargs="+", default=None, help="default: every binary attribute")
     e.add_argument("--strengths", nargs="+", type=finite_float, default=None,
-                   help="in units of each direction's std (default: edit_eval.STRENGTHS)")  # fmt: skip
+                   help="in units of each direction's std "
+                        "(default: ganinv.eval.editing.STRENGTHS)")  # fmt: skip
     e.add_argument("--sfn", default="sfn", help="SFN of the read-out, LPIPS-SFN and ID-SFN")
     e.add_argument("-n", type=positive_int, default=200, help="held-out images")
     e.add_argument(
@@ -447,9 +457,17 @@ def add_eval_parser(sub) -> None:
         "budget",
         help="score the snapshots of the training-budget study and decide the claims (03_budget.json)",
     )
-    e.add_argument("--runs", default="runs/budget", help="folder of the study's runs (budget_eval.RUNS)")
+    e.add_argument(
+        "--runs", default="runs/budget", help="folder of the study's runs (ganinv.eval.budget.RUNS)"
+    )
     e.add_argument("--steps", type=positive_int, nargs="+", default=None, help="only these snapshot steps")
     e.add_argument("--no-eval", action="store_true", help="only summarise what is already scored")
+    e.add_argument(
+        "--rerun-reference",
+        default=None,
+        help="a reconstruction JSON of the same recipe trained separately (the bundled encoders' "
+        "03_reconstruction.json): the run-to-run spread at the first budget flags close calls",
+    )
     e.add_argument("--generator", default="synthfaces64", help="bundled name or path of the generator")
     e.add_argument("--sfn", default="sfn", help="SFN of the metrics")
     e.add_argument("-n", type=positive_int, default=1000, help="held-out images")
@@ -457,7 +475,7 @@ def add_eval_parser(sub) -> None:
     e.add_argument("--figure", default=None, help="learning curves and claim intervals (PNG)")
     _output_options(e)
     e.set_defaults(fn=cmd_eval_budget)
-    from . import metric_validation as mv
+    from .eval import metric_battery as mv
 
     e = eval_sub.add_parser(
         "metrics",

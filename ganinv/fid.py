@@ -313,10 +313,10 @@ class SFNTextureExtractor(nn.Module):
     ``[N, 2 * sum(C_layer)]``.
 
     Why not the embedding: the SFN is trained to read factors and identity, so its embedding is invariant to
-    much of what makes an image look *unclean* (noise, blur, blotches, ghosting; ``ganinv.metric_validation``
-    measures it). The early stages still respond to local texture, and their first two moments are a texture
-    descriptor in the spirit of Gatys et al. (2015, Gram statistics) and of the "mean and std of feature maps"
-    of AdaIN (Huang & Belongie 2017). Puts ``sfn`` in eval mode."""
+    much of what makes an image look *unclean* (noise, blur, blotches, ghosting;
+    ``ganinv.eval.metric_battery`` measures it). The early stages still respond to local texture, and their
+    first two moments are a texture descriptor in the spirit of Gatys et al. (2015, Gram statistics) and of
+    the "mean and std of feature maps" of AdaIN (Huang & Belongie 2017). Puts ``sfn`` in eval mode."""
 
     name = "sfn_texture"
 

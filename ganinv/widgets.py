@@ -166,7 +166,7 @@ class LatentExplorer:
     ``encoder`` (default: the generator's bundled name) and ``invert_kwargs``; S is ``image_size``
     (default: G's size). ``continuous_update=False``: sliders render on release only. ``max_sigma``: the
     direction sliders' range in units of each direction's σ (flipping an attribute takes 4–8 σ, see
-    :data:`ganinv.edit_eval.STRENGTHS`).
+    :data:`ganinv.eval.editing.STRENGTHS`).
     """
 
     def __init__(

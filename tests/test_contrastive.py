@@ -11,6 +11,8 @@ import torch.nn.functional as F
 
 from ganinv.checkpoints import CheckpointError, save_checkpoint
 from ganinv.cli import main as cli_main
+from ganinv.data.pairs import held_out_pairs, make_pairs
+from ganinv.eval.retrieval import evaluate_retrieval
 from ganinv.models.contrastive import (
     ContrastiveAligner,
     ContrastiveModelConfig,
@@ -102,7 +104,7 @@ def test_embeddings_shapes_centring_and_input_checks(G):
     model = ContrastiveAligner.from_generator(G, tiny_config()).eval()
     torch.testing.assert_close(model.w_avg, G.get_w_avg())
     torch.testing.assert_close(model.image_avg, G.synthesis(G.get_w_avg()[None], noise_mode="const")[0])
-    images, w = ct.make_pairs(G, 4, seed=1, size=32)
+    images, w = make_pairs(G, 4, seed=1, size=32)
     e_i, e_w = model.embed_image(images), model.embed_latent(w)
     assert e_i.shape == e_w.shape == (4, 8)
     torch.testing.assert_close(e_i.norm(dim=1), torch.ones(4))
@@ -120,7 +122,7 @@ def test_embeddings_shapes_centring_and_input_checks(G):
 
 def test_alignment_loss_for_stage_2(G):
     model = ContrastiveAligner.from_generator(G, tiny_config())
-    images, w = ct.make_pairs(G, 4, seed=2, size=32)
+    images, w = make_pairs(G, 4, seed=2, size=32)
     with pytest.raises(ValueError, match="frozen"):
         alignment_loss(model, images, w)
     model.eval().requires_grad_(False)
@@ -144,7 +146,7 @@ def test_save_load_round_trip_and_errors(tmp_path, G, monkeypatch):
     loaded = load_contrastive(tmp_path / "c.pt")
     assert loaded.cfg == model.cfg and not loaded.training
     assert not any(p.requires_grad for p in loaded.parameters())
-    images, w = ct.make_pairs(G, 3, seed=4, size=32)
+    images, w = make_pairs(G, 3, seed=4, size=32)
     torch.testing.assert_close(loaded.embed_image(images), model.embed_image(images))
     torch.testing.assert_close(loaded.temperature, model.temperature)
     save_checkpoint(tmp_path / "g.pt", "generator", {}, {})
@@ -172,10 +174,10 @@ def test_pairs_are_a_pure_function_of_step_and_streams_are_disjoint(G):
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert not torch.equal(a[1], ct.training_pairs(G, cfg, 32, step=4)[1])
     assert not torch.equal(a[1], ct.training_pairs(G, cfg, 32, step=3, rank=1, world=2)[1])
-    held = next(ct.held_out_pairs(G, 8, seed=cfg.data_seed, size=32))
+    held = next(held_out_pairs(G, 8, seed=cfg.data_seed, size=32))
     assert torch.cdist(held[1], torch.cat([ct.training_pairs(G, cfg, 32, s)[1] for s in range(4)])).min() > 0
     # the images really are G(w), and the w are mapped codes of z ~ N(0, I) drawn from the seed
-    images, w = ct.make_pairs(G, 3, seed=5, size=32, noise_mode="const")
+    images, w = make_pairs(G, 3, seed=5, size=32, noise_mode="const")
     z = torch.randn(3, 16, generator=torch.Generator().manual_seed(5))
     torch.testing.assert_close(w, G.mapping(z))
     torch.testing.assert_close(images, G.synthesis(w, noise_mode="const"))
@@ -201,9 +203,9 @@ class Oracle(torch.nn.Module):
 
 
 def test_retrieval_of_an_oracle_is_perfect_and_of_random_encoders_near_chance(G):
-    pairs = list(ct.held_out_pairs(G, 40, seed=11, size=32, batch_size=16))
+    pairs = list(held_out_pairs(G, 40, seed=11, size=32, batch_size=16))
     oracle = Oracle(torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs]))
-    result = ct.evaluate_retrieval(oracle, G, n=40, seed=11, batch_size=16)
+    result = evaluate_retrieval(oracle, G, n=40, seed=11, batch_size=16)
     for key in (
         "image_to_latent_top1",
         "latent_to_image_top1",
@@ -215,7 +217,7 @@ def test_retrieval_of_an_oracle_is_perfect_and_of_random_encoders_near_chance(G)
     assert result["chance_top1"] == pytest.approx(1 / 40) and result["chance_top5"] == pytest.approx(5 / 40)
     torch.manual_seed(0)
     random_model = ct.build_model(ct.preset("tiny"), G)
-    result = ct.evaluate_retrieval(random_model, G, n=100, seed=11)
+    result = evaluate_retrieval(random_model, G, n=100, seed=11)
     assert random_model.training  # restored
     assert result["image_to_latent_top1"] <= 0.06 and result["latent_to_image_top1"] <= 0.06
     assert result["image_to_latent_top5"] <= 0.2 and result["latent_to_image_top5"] <= 0.2
@@ -227,10 +229,10 @@ def test_retrieval_of_an_oracle_is_perfect_and_of_random_encoders_near_chance(G)
 def test_tiny_training_lowers_the_held_out_loss(tmp_path, G):
     cfg = tiny_run(tmp_path, "run", total_steps=40, batch_size=16, lr=3e-3, checkpoint_every=40)
     torch.manual_seed(cfg.seed)
-    before = ct.evaluate_retrieval(ct.build_model(cfg, G), G, n=64)
+    before = evaluate_retrieval(ct.build_model(cfg, G), G, n=64)
     result = ct.train(cfg)
     assert result["step"] == 40 and {"loss", "acc", "tau"} <= set(result)
-    after = ct.evaluate_retrieval(load_contrastive(tmp_path / "run" / "contrastive.pt"), G, n=64)
+    after = evaluate_retrieval(load_contrastive(tmp_path / "run" / "contrastive.pt"), G, n=64)
     assert after["loss"] < before["loss"] - 1.0 and after["loss"] < math.log(64)
     assert after["latent_to_image_top5"] > 3 * after["chance_top5"]
 

@@ -6,11 +6,11 @@ import json
 import pytest
 import torch
 
-from ganinv import edit_eval
 from ganinv import editing as E
 from ganinv import nonlinear_editing as N
 from ganinv.checkpoints import CheckpointError, load_checkpoint, save_checkpoint, save_generator
 from ganinv.cli import main
+from ganinv.eval import editing as edit_eval
 from ganinv.models.sfn import SFN, SFNConfig, save_sfn
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -11,13 +11,14 @@ import torch
 
 from ganinv.checkpoints import CheckpointError, load_checkpoint
 from ganinv.cli import main as cli_main
+from ganinv.data.pairs import held_out_pairs, make_pairs, pair_seed
 from ganinv.data.synthfaces import SynthFaces
+from ganinv.eval.encoder import evaluate_encoder
 from ganinv.models.clcae import CLCAEOutput
 from ganinv.models.contrastive import ContrastiveAligner, ContrastiveModelConfig, save_contrastive
 from ganinv.models.encoders import EncoderConfig
 from ganinv.models.sfn import load_sfn
 from ganinv.training import encoders as te
-from ganinv.training.contrastive import held_out_pairs, make_pairs, pair_seed
 
 FAST = dict(sfn="", lambda_lpips=0.0, lambda_id=0.0, progress=False)  # MSE only: no SFN in the loop
 
@@ -162,11 +163,11 @@ def test_tiny_training_lowers_the_held_out_reconstruction_error(tmp_path, G, sfn
                generated_fraction=0.75, f_ramp_steps=10, e4e_stage_every=4)  # fmt: skip
     torch.manual_seed(cfg.seed)
     untrained = te.build_encoder(cfg, G)
-    before = te.evaluate_encoder(untrained, G, sfn, n=16, source="generated", batch_size=16)
+    before = evaluate_encoder(untrained, G, sfn, n=16, source="generated", batch_size=16)
     te.train(cfg)
     model, generator = te.load_trained_encoder(tmp_path / kind / te.EXPORT_FILES[kind])
     assert generator == str(tmp_path / kind / "generator.pt") and not model.training
-    after = te.evaluate_encoder(model, G, sfn, n=16, source="generated", batch_size=16)
+    after = evaluate_encoder(model, G, sfn, n=16, source="generated", batch_size=16)
     final = "f" if kind == "clcae" else "w_plus"
     assert after[final]["mse"] < 0.9 * before[final]["mse"], (before[final], after[final])
 
@@ -222,7 +223,7 @@ def test_evaluate_encoder_oracle_is_perfect_and_real_encoders_finite(tmp_path, G
     pairs = list(held_out_pairs(G, 12, te.EVAL_SEED, 32, batch_size=5, noise_mode="const"))
     images = torch.cat([p[0] for p in pairs]).clamp(-1, 1)  # the targets are clamped as saved images
     oracle = Oracle(images, torch.cat([p[1] for p in pairs]), G.n_latent)
-    result = te.evaluate_encoder(oracle, G, sfn, n=12, source="generated", batch_size=5)
+    result = evaluate_encoder(oracle, G, sfn, n=12, source="generated", batch_size=5)
     assert set(result) == {"n", "seed", "source", "image_size", "w", "w_plus"}
     for name in ("w", "w_plus"):
         r = result[name]
@@ -231,17 +232,17 @@ def test_evaluate_encoder_oracle_is_perfect_and_real_encoders_finite(tmp_path, G
         assert r["id_sfn"] == pytest.approx(1, abs=1e-5) and r["seconds_per_image"] > 0
     keys = {"mse", "psnr", "ssim", "lpips_sfn", "id_sfn", "seconds_per_image"}
     clcae = te.build_encoder(te.preset("tiny"), G).train()
-    result = te.evaluate_encoder(clcae, G, sfn, n=6, batch_size=4)  # held-out SynthFaces
+    result = evaluate_encoder(clcae, G, sfn, n=6, batch_size=4)  # held-out SynthFaces
     assert clcae.training and result["source"] == "synthfaces" and result["seed"] == te.EVAL_SEED
     for name in ("w", "w_plus", "f"):
         assert keys <= set(result[name]), name
         assert all(math.isfinite(result[name][k]) for k in keys), result[name]
     psp = te.build_encoder(te.preset("tiny", kind="psp"), G)
-    assert {"w", "f"}.isdisjoint(te.evaluate_encoder(psp, G, sfn, n=2)) and "w_plus" in te.evaluate_encoder(
+    assert {"w", "f"}.isdisjoint(evaluate_encoder(psp, G, sfn, n=2)) and "w_plus" in evaluate_encoder(
         psp, G, sfn, n=2
     )
     with pytest.raises(ValueError, match="source"):
-        te.evaluate_encoder(psp, G, sfn, n=2, source="ffhq")
+        evaluate_encoder(psp, G, sfn, n=2, source="ffhq")
 
 
 # -- export and CLI --------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Diverse-inpainting training (ganinv.training.inpainting) and evaluation (ganinv.inpaint_eval): the two
+"""Diverse-inpainting training (ganinv.training.inpainting) and evaluation (ganinv.eval.inpainting): the two
 generated-data cases, stage 2, exact resume, the biharmonic / optimisation / no-mixing baselines, the metrics
 and the `ganinv inpaint` / `ganinv train inpaint` commands, all on tiny random networks."""
 
@@ -8,12 +8,12 @@ import math
 import pytest
 import torch
 
-from ganinv import inpaint_eval as ie
 from ganinv.checkpoints import CheckpointError
 from ganinv.cli import main as cli_main
 from ganinv.data.images import load_image, save_image
 from ganinv.data.masks import hole_ratio, save_mask
-from ganinv.inpaint_eval import (
+from ganinv.eval import inpainting as ie
+from ganinv.eval.inpainting import (
     Biharmonic,
     InpainterMethod,
     MaskedOptimization,

@@ -1,10 +1,11 @@
-"""Training and held-out retrieval evaluation of CLCAE stage 1 (``ganinv/models/contrastive.py``).
+"""Training of CLCAE stage 1 (``ganinv/models/contrastive.py``); its held-out retrieval evaluation, run at the
+end of a run, is :func:`ganinv.eval.retrieval.evaluate_retrieval`.
 
-Pairs ``(G(w), w)`` are made on the fly by a frozen generator: ``z ~ N(0, I)``, ``w = mapping(z)`` (optionally
-truncated), ``I = G(w)`` with per-layer noise (``noise_mode``), average-pooled to the encoder's image size.
-The z and noise of process ``rank`` at ``step`` come from a ``torch.Generator`` seeded by
-``(TRAIN_STREAM, data_seed, step * world_size + rank)``, so the data are a pure function of the step and a
-resumed run sees exactly the batches an uninterrupted one would. Held-out pairs use another stream
+Pairs ``(G(w), w)`` are made on the fly by a frozen generator (:mod:`ganinv.data.pairs`): ``z ~ N(0, I)``,
+``w = mapping(z)`` (optionally truncated), ``I = G(w)`` with per-layer noise (``noise_mode``), average-pooled
+to the encoder's image size. The z and noise of process ``rank`` at ``step`` come from a ``torch.Generator``
+seeded by ``(TRAIN_STREAM, data_seed, step * world_size + rank)``, so the data are a pure function of the step
+and a resumed run sees exactly the batches an uninterrupted one would. Held-out pairs use another stream
 (``EVAL_STREAM``), so they never coincide with training pairs whatever the seeds. The release trained on a
 fixed set of 100K pairs; fresh pairs every step are the same distribution without a finite pool.
 
@@ -20,21 +21,20 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-import numpy as np
 import torch
 
 from ..checkpoints import CheckpointError, load_generator, save_generator
-from ..common import EVAL_SEED, write_json
+from ..common import write_json
+from ..data.pairs import TRAIN_STREAM, make_pairs, pair_seed
+from ..eval.retrieval import evaluate_retrieval
 from ..models.contrastive import (
     ContrastiveAligner,
     ContrastiveModelConfig,
     info_nce,
-    pool_to,
     save_contrastive,
     top_k_accuracy,
 )
@@ -51,7 +51,6 @@ from .loop import (
     seed_everything,
 )
 
-TRAIN_STREAM, EVAL_STREAM = 1, 2  # first word of the pair seeds: training and held-out pairs never meet
 TINY_RANDOM = "tiny-random"  # generator name: a randomly initialised 32 px generator (tests, demos)
 
 
@@ -177,39 +176,10 @@ def build_model(cfg: ContrastiveConfig, G: Generator) -> ContrastiveAligner:
 # Pairs
 
 
-def pair_seed(*words: int) -> int:
-    """A 64-bit seed from integer words (numpy's SeedSequence hashing: nearby words give unrelated seeds)."""
-    return int(np.random.SeedSequence([int(w) for w in words]).generate_state(1, np.uint64)[0])
-
-
-@torch.no_grad()
-def make_pairs(
-    G: Generator, n: int, seed: int, size: int, truncation: float = 1.0, noise_mode: str = "random"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` pairs (images [n, 3, size, size], w [n, style_dim]) on G's device; a function of ``seed``."""
-    gen = torch.Generator().manual_seed(seed)
-    dev = G.w_avg.device
-    z = torch.randn(n, G.style_dim, generator=gen)
-    noise = None
-    if noise_mode == "random":
-        noise = [torch.randn(n, *b.shape[1:], generator=gen).to(dev) for b in G.make_noise(1, "const")]
-    w = G.mapping(z.to(dev), truncation)  # [n, style_dim]
-    images = G.synthesis(w, noise_mode=noise_mode, noise=noise)  # [n, 3, G.size, G.size]
-    return pool_to(images, size), w
-
-
 def training_pairs(G: Generator, cfg: ContrastiveConfig, size: int, step: int, rank: int = 0, world: int = 1):
     """The pairs of process ``rank`` at ``step``."""
     seed = pair_seed(TRAIN_STREAM, cfg.data_seed, step * world + rank)
     return make_pairs(G, cfg.batch_size, seed, size, cfg.truncation, cfg.noise_mode)
-
-
-def held_out_pairs(
-    G: Generator, n: int, seed: int, size: int, batch_size: int = 250, **kw
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Held-out pairs ``0 .. n-1`` in batches (batch b seeded by ``(EVAL_STREAM, seed, b)``)."""
-    for b, start in enumerate(range(0, n, batch_size)):
-        yield make_pairs(G, min(batch_size, n - start), pair_seed(EVAL_STREAM, seed, b), size, **kw)
 
 
 def learning_rate(cfg: ContrastiveConfig, step: int) -> float:
@@ -310,49 +280,4 @@ def train(cfg: ContrastiveConfig) -> dict:
         write_json({**ev, "generator": generator_ref, "step": step}, Path(cfg.out_dir) / "eval.json")
     procs.barrier()
     procs.close()
-    return result
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Held-out evaluation
-
-
-@torch.no_grad()
-def evaluate_retrieval(
-    model: ContrastiveAligner,
-    G: Generator,
-    n: int = 1000,
-    seed: int = EVAL_SEED,
-    batch_size: int = 250,
-    truncation: float = 1.0,
-    noise_mode: str = "random",
-) -> dict:
-    """Cross-modal retrieval on ``n`` held-out pairs (:func:`held_out_pairs`, disjoint from training).
-
-    ``image_to_latent_top{1,5}``: fraction of images whose own w is among the 1 / 5 latents of highest cosine
-    among all ``n``; ``latent_to_image_top{1,5}`` the converse. Chance is ``k / n``. Also the held-out InfoNCE
-    over all ``n`` pairs at the model's temperature, and mean cosines of matching and non-matching pairs.
-    """
-    if n < 2:
-        raise ValueError(f"evaluate_retrieval needs n >= 2 pairs, got {n}")
-    was_training = model.training
-    model.eval()
-    e_img, e_lat = [], []
-    for images, w in held_out_pairs(
-        G, n, seed, model.image_size, batch_size, truncation=truncation, noise_mode=noise_mode
-    ):
-        e_img.append(model.embed_image(images).float().cpu())
-        e_lat.append(model.embed_latent(w).float().cpu())
-    model.train(was_training)
-    e_img, e_lat = torch.cat(e_img), torch.cat(e_lat)
-    tau = float(model.temperature)
-    out = info_nce(e_img, e_lat, tau)
-    cos = out.logits * tau  # [n, n]
-    result: dict = {"n": n, "seed": seed, "temperature": tau, "loss": out.loss.item()}
-    for k in (1, 5):
-        i2w, w2i = top_k_accuracy(out.logits, k)
-        result[f"image_to_latent_top{k}"], result[f"latent_to_image_top{k}"] = i2w, w2i
-        result[f"chance_top{k}"] = min(k, n) / n
-    off = ~torch.eye(n, dtype=torch.bool)
-    result["cos_positive"], result["cos_negative"] = cos.diagonal().mean().item(), cos[off].mean().item()
     return result

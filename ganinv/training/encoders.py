@@ -1,14 +1,15 @@
-"""Training and held-out evaluation of the stage-2 inversion encoders on one loop: CLCAE (Sec. 3.2-3.3 of Liu
-et al., CVPR 2023; ``docs/papers/clcae.md`` §2, §3, §5-§7) and its pSp and e4e baselines (``kind``).
+"""Training of the stage-2 inversion encoders on one loop: CLCAE (Sec. 3.2-3.3 of Liu et al., CVPR 2023;
+``docs/papers/clcae.md`` §2, §3, §5-§7) and its pSp and e4e baselines (``kind``); their held-out evaluation,
+run at the end of a run, is :func:`ganinv.eval.encoder.evaluate_encoder`.
 
 **Data** (a pure function of the step, so a resumed run sees the batches of an uninterrupted one): a batch of
 ``batch_size`` holds first ``round(generated_fraction * batch_size)`` generated images G(w), whose z and noise
-are seeded by ``(GEN_STREAM, data_seed, step * world + rank)`` (:func:`~.contrastive.make_pairs`; their w is
-known), then real images: SynthFaces of ``data_seed`` in index order, or an image folder, as the GAN trainer's
-:class:`~.gan.RealImages`, flipped horizontally with p = 0.5 when ``flip`` (real images only, so the known w
-of the generated ones stays valid). Mixing synthetic and real images in every batch follows FS, on which the
-release builds (docs/papers/clcae.md §3). Evaluation uses SynthFaces of ``EVAL_SEED`` or the contrastive
-trainer's held-out pair stream: never training data.
+are seeded by ``(GEN_STREAM, data_seed, step * world + rank)`` (:func:`ganinv.data.pairs.make_pairs`; their
+w is known), then real images: SynthFaces of ``data_seed`` in index order, or an image folder, as the GAN
+trainer's :class:`~.gan.RealImages`, flipped horizontally with p = 0.5 when ``flip`` (real images only, so the
+known w of the generated ones stays valid). Mixing synthetic and real images in every batch follows FS, on
+which the release builds (docs/papers/clcae.md §3). Evaluation uses SynthFaces of ``EVAL_SEED`` or the
+held-out pair stream (:func:`ganinv.data.pairs.held_out_pairs`): never training data.
 
 **Objectives**, all at the encoder size S (G's outputs average-pooled to S, the release's ``face_pool``):
 
@@ -38,7 +39,6 @@ field, e.g. ``--attention multi``, ``--use-align false``); ``ganinv eval encoder
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -50,9 +50,9 @@ from torch import nn
 from ..checkpoints import CheckpointError, load_checkpoint
 from ..common import EVAL_SEED, write_json
 from ..data.images import pool_to
-from ..devices import sync
+from ..data.pairs import make_pairs, pair_seed
+from ..eval.encoder import evaluate_encoder
 from ..losses import LossWeights, ReconstructionLoss, feature_regulariser
-from ..metrics import id_similarity, lpips_features, mse, psnr, ssim, summarize
 from ..models.clcae import (
     ATTENTION_MODES,
     CLCAE,
@@ -71,12 +71,8 @@ from .contrastive import (
     _average_buffers,
     build_generator,
     export_generator,
-    held_out_pairs,
-    make_pairs,
-    pair_seed,
 )
 from .gan import RealImages
-from .gan_eval import real_images
 from .loop import (
     PRECISIONS,
     LoopConfig,
@@ -479,75 +475,3 @@ def load_trained_encoder(path_or_name, kind: str = "auto", device="cpu") -> tupl
         load_clcae(path_or_name, device) if kind == "clcae" else load_encoder(path_or_name, file_kind, device)
     )
     return model, generator
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Held-out evaluation
-
-
-def _outputs(out) -> list[tuple[str, torch.Tensor, dict]]:
-    """(name, codes, extra synthesis arguments) of every image an encoder output gives."""
-    if isinstance(out, CLCAEOutput):
-        named = [("w", out.w, {}), ("w_plus", out.w_plus, {})]
-        if out.f is not None:
-            named.append(("f", out.w_plus, dict(f=out.f, f_res=out.f.shape[-1])))
-        return named
-    return [("w_plus", out, {})]
-
-
-@torch.no_grad()
-def evaluate_encoder(
-    model: nn.Module,
-    G: Generator,
-    sfn: nn.Module,
-    n: int = 500,
-    seed: int = EVAL_SEED,
-    source: str = "synthfaces",
-    batch_size: int = 100,
-) -> dict:
-    """Reconstruction quality of ``n`` held-out images (never training data): SynthFaces of ``seed``
-    (``source="synthfaces"``) or G(w) with constant noise from the contrastive trainer's held-out stream
-    (``"generated"``); targets and reconstructions are clamped to [-1, 1] as saved images would be. For each
-    output (CLCAE: ``w``, ``w_plus``, ``f``; pSp / e4e: ``w_plus``; G with constant noise, f fully blended):
-    ``mse``, ``psnr``, ``ssim``, ``lpips_sfn``, ``id_sfn`` (means, plus ``*_std``) and ``seconds_per_image``
-    (encoder + that output's G pass). ``model(image)`` may return a
-    :class:`~ganinv.models.clcae.CLCAEOutput` or w+ ``[N, n_latent, style_dim]``."""
-    if source not in ("synthfaces", "generated"):
-        raise ValueError(f"source must be 'synthfaces' or 'generated', got {source!r}")
-    if n < 1:
-        raise ValueError(f"evaluate_encoder needs n >= 1 images, got {n}")
-    size = getattr(model, "image_size", None) or model.cfg.backbone.size
-    dev = G.w_avg.device
-    if source == "generated":
-        batches = (
-            x.clamp(-1, 1) for x, _ in held_out_pairs(G, n, seed, size, batch_size, noise_mode="const")
-        )
-    else:
-        batches = (real_images(size, min(batch_size, n - s), s, seed) for s in range(0, n, batch_size))
-    was_training = model.training
-    model.eval()
-    values: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    seconds: dict[str, float] = defaultdict(float)
-    for x in batches:
-        x = x.to(dev)
-        t0 = time.perf_counter()
-        out = model(x)
-        sync(dev)
-        t_encode = time.perf_counter() - t0
-        for name, codes, kw in _outputs(out):
-            t0 = time.perf_counter()
-            image = pool_to(G.synthesis(codes, noise_mode="const", **kw), size).clamp(-1, 1)
-            sync(dev)
-            seconds[name] += t_encode + time.perf_counter() - t0
-            v = values[name]
-            v["mse"].append(mse(image, x))
-            v["psnr"].append(psnr(image, x))
-            v["ssim"].append(ssim(image, x))
-            v["lpips_sfn"].append(lpips_features(image, x, sfn))
-            v["id_sfn"].append(id_similarity(image, x, sfn))
-    model.train(was_training)
-    result: dict = {"n": n, "seed": seed, "source": source, "image_size": size}
-    for name, v in values.items():
-        metrics = summarize({k: torch.cat(t).float() for k, t in v.items()})
-        result[name] = {**metrics, "seconds_per_image": seconds[name] / n}
-    return result

@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from ..checkpoints import CheckpointError, load_discriminator, save_discriminator
 from ..common import write_json
 from ..data.masks import bucket_masks
+from ..data.pairs import pair_seed
 from ..losses import LossWeights, ReconstructionLoss
 from ..metrics import seam_excess
 from ..models.inpainting import (
@@ -65,7 +66,7 @@ from ..models.inpainting import (
 )
 from ..models.sfn import SFN, SFNConfig, load_sfn
 from ..models.stylegan2 import Discriminator, Generator
-from .contrastive import TINY_RANDOM, build_generator, export_generator, pair_seed
+from .contrastive import TINY_RANDOM, build_generator, export_generator
 from .gan import discriminator_step, lazy_adam
 from .loop import (
     LoopConfig,
@@ -396,7 +397,7 @@ def train(cfg: InpaintTrainConfig) -> dict:
     bar.close()
     result: dict = {"step": step, "wall_s": round(time.perf_counter() - t0, 1), **logs, "history": history}
     if procs.is_main and cfg.eval_n > 0:
-        from ..inpaint_eval import InpainterMethod, evaluate_inpainting
+        from ..eval.inpainting import InpainterMethod, evaluate_inpainting
 
         model.eval()
         ev_sfn = sfn if sfn is not None else load_sfn("sfn").to(dev)

@@ -42,7 +42,7 @@ Labels of occluded factors (how to read them):
 
 from __future__ import annotations
 
-from .dataset import SynthFaces, synthfaces
+from .dataset import SynthFaces, real_images, synthfaces
 from .face import EYE_Y, MOUTH_Y
 from .factors import (
     BACKGROUND,
@@ -96,6 +96,7 @@ __all__ = [
     "factors_from_array",
     "factors_to_array",
     "observable",
+    "real_images",
     "render",
     "sample_factors",
     "save_attribute_sheet",

@@ -1,10 +1,12 @@
-"""SynthFaces as data: :func:`synthfaces` (sample and render) and the torch :class:`SynthFaces` dataset."""
+"""SynthFaces as data: :func:`synthfaces` (sample and render), the torch :class:`SynthFaces` dataset and
+:func:`real_images` (a tensor of faces, by default the held-out evaluation faces)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from ...common import EVAL_SEED
 from .factors import _check_indices, _check_seed, _check_size, factors_to_array, sample_factors
 from .painter import render
 
@@ -70,3 +72,10 @@ class SynthFaces(torch.utils.data.Dataset):
 
     def __repr__(self) -> str:
         return f"SynthFaces(size={self.size}, seed={self.seed}, length={self.length}, offset={self.offset})"
+
+
+def real_images(size: int, n: int, offset: int = 0, seed: int = EVAL_SEED) -> torch.Tensor:
+    """Samples ``offset .. offset + n - 1`` of ``seed`` (default: the held-out evaluation seed, never training
+    data) as images ``[n, 3, size, size]`` in [-1, 1], float32."""
+    data = SynthFaces(size=size, seed=seed, length=offset + n)
+    return torch.as_tensor(data.get_batch(range(offset, offset + n))["image"], dtype=torch.float32)

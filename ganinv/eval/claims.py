@@ -6,7 +6,7 @@ paired comparison (per-image values of both rows), the verdict comes from its 95
 (:func:`ganinv.stats.verdict`: *undecided* whenever the interval contains 0). Where it does not (rows scored
 before per-image values were kept), the row says so and gives the difference of the means without a verdict.
 
-* CLCAE (Liu et al., CVPR 2023): :data:`ganinv.budget_eval.CLAIMS`, decided per training budget in
+* CLCAE (Liu et al., CVPR 2023): :data:`ganinv.eval.budget.CLAIMS`, decided per training budget in
   ``figures/03_budget.json`` (``ganinv eval budget``).
 * Diverse inpainting (Yildirim et al., ICCV 2023): :data:`INPAINTING_CLAIMS` on ``figures/05_inpainting.json``
   (``ganinv eval inpainting --compare A B``).
@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .budget_eval import CLAIM_METRICS
-from .stats import verdict
+from ..stats import verdict
+from .budget import CLAIM_METRICS
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ def _row(paper: str, text: str, metric: str, where: str, interval: Mapping | Non
     row = {"paper": paper, "claim": text, "metric": metric, "where": where, "expect": expect}
     if interval is not None:
         keys = ("mean", "lo", "hi", "n", "level")
-        return {**row, "verdict": verdict(interval, expect), **{k: interval[k] for k in keys}}
+        word = verdict(interval, expect) + (" (close call)" if interval.get("close_call") else "")
+        return {**row, "verdict": word, **{k: interval[k] for k in keys}}
     if means is not None:  # both rows exist but were not paired: no interval, no verdict
         return {**row, "verdict": "no interval", "mean": means[1] - means[0]}
     return {**row, "verdict": "not measured"}
@@ -77,8 +78,8 @@ def inpainting_rows(result: Mapping | None, claims: Sequence[RowClaim] = INPAINT
 
 def clcae_rows(summary: Mapping | None, steps: Sequence[int] | None = None) -> list[dict]:
     """One row per claim, metric and step (default: every step) of a budget summary
-    (:func:`ganinv.budget_eval.summarize`), each metric with the sign of :data:`CLAIM_METRICS`."""
-    from .budget_eval import CLAIMS
+    (:func:`ganinv.eval.budget.summarize`), each metric with the sign of :data:`CLAIM_METRICS`."""
+    from .budget import CLAIMS
 
     if summary is None:
         return [_row("CLCAE", c.text, m, "", None, e) for c in CLAIMS for m, e in CLAIM_METRICS.items()]

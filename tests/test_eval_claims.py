@@ -1,6 +1,6 @@
 """The claims table is generated from the results files: verdicts from stored intervals, means otherwise."""
 
-from ganinv import claims
+from ganinv.eval import claims
 
 ENTRIES = {
     "no mixing (1.5k)": {"mean": {"diversity_lpips_sfn": 0.0}},

@@ -40,17 +40,18 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import metrics, recon_eval
-from .blending import biharmonic_inpaint
-from .common import EVAL_SEED, rounded, write_json
-from .data.masks import HOLE_BUCKETS, bucket_masks, hole_ratio
-from .devices import sync
-from .fid import SFNExtractor, compute_features, fid, ids_scores
-from .losses import LossWeights, ReconstructionLoss
-from .metrics import lpips_features, pairwise_diversity, seam_excess
-from .models.inpainting import Inpainter, composite, load_inpainter
-from .training.contrastive import pair_seed
-from .training.gan_eval import real_images
+from .. import metrics
+from ..blending import biharmonic_inpaint
+from ..common import EVAL_SEED, rounded, write_json
+from ..data.masks import HOLE_BUCKETS, bucket_masks, hole_ratio
+from ..data.pairs import pair_seed
+from ..data.synthfaces import real_images
+from ..devices import sync
+from ..fid import SFNExtractor, compute_features, fid, ids_scores
+from ..losses import LossWeights, ReconstructionLoss
+from ..metrics import lpips_features, pairwise_diversity, seam_excess
+from ..models.inpainting import Inpainter, composite, load_inpainter
+from . import reconstruction
 
 __all__ = [
     "EVAL_SEED", "MASK_EVAL_SEED", "Method", "InpainterMethod", "MaskedOptimization", "Biharmonic",
@@ -370,7 +371,7 @@ def add_comparisons(result: dict, pairs: Sequence[tuple[str, str]]) -> dict:
     ``(A, B)``: per metric of :data:`PER_IMAGE_KEYS`, each image's mean over buckets, then
     :func:`ganinv.stats.paired_bootstrap` over the images (95 % interval). Both rows need their per-image
     values (rows evaluated before those were stored cannot be paired)."""
-    from .stats import compare_rows
+    from ..stats import compare_rows
 
     def per_image(row: dict, key: str) -> torch.Tensor:  # [n]: the mean over buckets of each image
         return torch.tensor([values[key] for values in row["per_image"].values()]).mean(0)
@@ -391,7 +392,7 @@ def merge_results(old: dict, new: dict) -> dict:
     """``old`` with the rows of ``new`` added (same names replaced); ValueError unless both used the same
     images, masks, generator and SFN."""
     keys = ("n", "samples", "seed", "mask_seed", "image_size", "generator", "sfn")
-    return recon_eval.merge_results(old, new, keys, rows="entries")
+    return reconstruction.merge_results(old, new, keys, rows="entries")
 
 
 def entries_from_specs(
@@ -426,7 +427,7 @@ def markdown_table(result: dict, keys: Sequence[str] = TABLE_KEYS, bucket: str |
     for name, r in result["entries"].items():
         values = r["mean"] if bucket is None else r["buckets"][bucket]
         rows[name] = {"n": r["n"], **{k: shown(values, k) for k in values}}
-    return "\n".join(recon_eval.best_bold_rows(rows, keys, LOWER_IS_BETTER))
+    return "\n".join(reconstruction.best_bold_rows(rows, keys, LOWER_IS_BETTER))
 
 
 def bucket_figure(result: dict, path: str | None = None, keys: Sequence[str] = (

@@ -5,9 +5,9 @@ import math
 import torch
 
 from ganinv.data.synthfaces import BINARY_ATTRIBUTES
+from ganinv.eval.gan import evaluate_gan, gaussian_blur
 from ganinv.models.sfn import SFN, SFNConfig
 from ganinv.models.stylegan2 import Generator
-from ganinv.training.gan_eval import evaluate_gan, gaussian_blur
 
 
 def test_gaussian_blur_profile_and_mass():
@@ -61,7 +61,7 @@ def test_eval_gan_command_records_how_far_training_got(tmp_path, capsys):
 def test_training_curves_plot_each_run_in_order_of_images_seen():
     import pytest
 
-    from ganinv.training.gan_eval import training_curves
+    from ganinv.eval.gan import training_curves
 
     def result(kimg, fid_value, gap):
         return dict(
@@ -85,7 +85,7 @@ def test_training_curves_plot_each_run_in_order_of_images_seen():
 
 
 def test_binary_statistics_count_confident_and_undecided_read_outs():
-    from ganinv.training.gan_eval import binary_statistics
+    from ganinv.eval.gan import binary_statistics
 
     class StubSFN:  # P(attribute) = the image's first pixel, the same for every attribute
         def attributes(self, x):
@@ -118,7 +118,7 @@ def test_discriminator_preference_pairs_each_face_with_and_without_the_attribute
     import pytest
 
     from ganinv.data.synthfaces import edit_factors, render, sample_factors
-    from ganinv.training.gan_eval import discriminator_preference
+    from ganinv.eval.gan import discriminator_preference
 
     pref = discriminator_preference(_MeanD(), 32, n=24, seed=5, batch_size=8)
     factors = sample_factors(5, range(24))
@@ -137,7 +137,7 @@ def test_discriminator_preference_given_holds_attributes_fixed():
     import pytest
 
     from ganinv.data.synthfaces import edit_factors, render, sample_factors
-    from ganinv.training.gan_eval import discriminator_preference
+    from ganinv.eval.gan import discriminator_preference
 
     pref = discriminator_preference(
         _MeanD(), 32, n=16, seed=5, batch_size=8, given={"glasses": 1, "bangs": 0}
@@ -214,7 +214,7 @@ def test_eval_gan_preference_given_and_its_bad_input(tmp_path):
 
 
 def test_joint_statistics_count_each_combination_of_two_read_outs():
-    from ganinv.training.gan_eval import joint_statistics
+    from ganinv.eval.gan import joint_statistics
 
     probs = {
         "smiling": torch.tensor([0.9, 0.9, 0.9, 0.1, 0.1, 0.6, 0.2, 0.51], dtype=torch.float64),

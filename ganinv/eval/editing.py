@@ -1,9 +1,9 @@
 """The editing benchmark: edits in W, W⁺ and F of every inversion method, scored against ground truth.
 
-Each method inverts the same held-out SynthFaces (:func:`ganinv.recon_eval.held_out`); its codes are edited
-along the InterFaceGAN direction of each binary attribute (Shen et al., CVPR 2020, Sec. 2.2: w' = w + α n,
-n the unit normal of the attribute's boundary in W) by :func:`ganinv.editing.apply_edit`: a W edit for a
-code w, a W⁺ edit for w⁺, and for w⁺ with an F feature the rule of CLCAE Sec. 4 (FS / HFGI),
+Each method inverts the same held-out SynthFaces (:func:`ganinv.eval.reconstruction.held_out`); its codes
+are edited along the InterFaceGAN direction of each binary attribute (Shen et al., CVPR 2020, Sec. 2.2:
+w' = w + α n, n the unit normal of the attribute's boundary in W) by :func:`ganinv.editing.apply_edit`: a W
+edit for a code w, a W⁺ edit for w⁺, and for w⁺ with an F feature the rule of CLCAE Sec. 4 (FS / HFGI),
 f̂ = f + G_f(ŵ⁺) − G_f(w⁺). Strengths α are given in units of the direction's ``std`` (σ of sampled w along
 it). The SFN reads every factor of the unedited reconstruction and of the edit; because SynthFaces factors
 are independent by construction, any change of a factor other than the edited one is **leakage**, a
@@ -13,12 +13,12 @@ Per method × attribute × strength: ``target_change`` mean change of the attrib
 ``success`` fraction of images whose binary read-out (P > 0.5) ends on the side the edit pushes to (at
 strength 0: keeps its side), ``leakage`` mean over the other 16 factors of the per-factor change (binary and
 categorical: 1 when the read-out class changes; continuous: |Δ| / (high − low), the conventions of
-:func:`ganinv.recon_eval.factor_errors`), ``identity`` ID-SFN of the edit with the *input* and
-``identity_to_reconstruction`` with the unedited reconstruction. Per method also the reconstruction's
-fidelity and a ``summary`` at the largest |strength| (the axes of :func:`tradeoff_figure`), and
-``realism``: how far the reconstructions and the edits at the largest |strength| (all attributes, both signs)
-are from clean faces, as inversion papers report FID of edits: FID-SFN, FID-SFN-texture and the mean k-NN
-realism-SFN-texture against held-out SynthFaces of another seed (:func:`ganinv.recon_eval.realism_columns`).
+:func:`ganinv.eval.reconstruction.factor_errors`), ``identity`` ID-SFN of the edit with the *input* and
+``identity_to_reconstruction`` with the unedited reconstruction. Per method also the reconstruction's fidelity
+and a ``summary`` at the largest |strength| (the axes of :func:`tradeoff_figure`), and ``realism``: how far
+the reconstructions and the edits at the largest |strength| (all attributes, both signs) are from clean faces,
+as inversion papers report FID of edits: FID-SFN, FID-SFN-texture and the mean k-NN realism-SFN-texture
+against held-out SynthFaces of another seed (:func:`ganinv.eval.reconstruction.realism_columns`).
 
 ``ganinv train directions`` writes the directions (:func:`fit_directions`); ``ganinv eval editing`` writes
 ``figures/04_editing.json`` and the fidelity / editability scatter.
@@ -33,11 +33,11 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from . import editing as E
-from .common import EVAL_SEED
-from .inversion import invert
-from .metrics import id_similarity, lpips_features, mse
-from .recon_eval import (
+from .. import editing as E
+from ..common import EVAL_SEED
+from ..inversion import invert
+from ..metrics import id_similarity, lpips_features, mse
+from .reconstruction import (
     REFERENCE_N,
     REFERENCE_SEED,
     Entry,
@@ -192,7 +192,7 @@ def evaluate_editing(
     {"fid_sfn", "fid_sfn_texture", "realism_sfn_texture"}, "reference": {"seed", "n"}}}}}``; ``summary``
     averages the rows with the largest |strength| over attributes and both signs (``target_change`` signed
     towards the edit); ``realism`` scores the unedited reconstructions and the edits at the largest |strength|
-    against ``reference_n`` held-out SynthFaces of :data:`~ganinv.recon_eval.REFERENCE_SEED`."""
+    against ``reference_n`` held-out SynthFaces of :data:`~ganinv.eval.reconstruction.REFERENCE_SEED`."""
     strengths = [float(s) for s in strengths]
     if not strengths or not all(math.isfinite(s) for s in strengths):
         raise ValueError(f"strengths: need at least one finite number, got {strengths}")
@@ -363,7 +363,7 @@ def tradeoff_figure(result: dict, path: str | os.PathLike | None = None, y: str 
     method; saved atomically to ``path`` when given. Returns the matplotlib figure."""
     import matplotlib.pyplot as plt
 
-    from .viz import save_figure
+    from ..viz import save_figure
 
     if y not in ("editability", "target_change"):
         raise ValueError(f"y must be 'editability' or 'target_change', got {y!r}")

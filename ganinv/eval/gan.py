@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..common import EVAL_SEED
-from ..data.synthfaces import BINARY_ATTRIBUTES, SynthFaces, edit_factors, render, sample_factors
+from ..data.synthfaces import BINARY_ATTRIBUTES, edit_factors, real_images, render, sample_factors
 from ..fid import SFNExtractor, compute_features, fid
 from ..models.stylegan2 import Generator
 
@@ -38,11 +38,6 @@ def generate(G: Generator, n: int, seed: int, batch_size: int = 250, truncation:
         z = torch.randn(min(batch_size, n - start), G.style_dim, generator=gen).to(dev)
         out.append(G(z, truncation=truncation, noise_mode="random").clamp(-1, 1).cpu())
     return torch.cat(out)
-
-
-def real_images(size: int, n: int, offset: int = 0, seed: int = EVAL_SEED) -> torch.Tensor:
-    data = SynthFaces(size=size, seed=seed, length=offset + n)
-    return torch.as_tensor(data.get_batch(range(offset, offset + n))["image"], dtype=torch.float32)
 
 
 @torch.no_grad()

@@ -1,5 +1,5 @@
-"""ganinv.recon_eval: factor error against ground truth, the benchmark over inversion methods, its table and
-the `ganinv eval reconstruction` command."""
+"""ganinv.eval.reconstruction: factor error against ground truth, the benchmark over inversion methods, its
+table and the `ganinv eval reconstruction` command."""
 
 import json
 
@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from ganinv import recon_eval
 from ganinv.checkpoints import save_generator
 from ganinv.cli import main
 from ganinv.data import synthfaces as sf
 from ganinv.data.images import pool_to
+from ganinv.eval import reconstruction as recon_eval
 from ganinv.metrics import id_similarity, mse
 from ganinv.models.encoders import PSPEncoder, WPlusEncoderConfig, save_encoder
 from ganinv.models.sfn import SFN, SFNConfig

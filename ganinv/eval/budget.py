@@ -8,11 +8,12 @@ benchmark rows each gives (CLCAE: its W, W+ and F outputs); the row names are th
 ``figures/03_reconstruction.json``, so a row at step 1,200 is the bundled budget.
 
 :func:`evaluate_budget` scores the snapshots of each step with
-:func:`ganinv.recon_eval.evaluate_reconstruction` (per-image values kept) and caches the result in the runs
-folder (``eval/step_NNNNNN.json``), so that a later session only scores what is new. :func:`summarize` turns
-the cached results into learning curves and, for every :data:`CLAIMS` entry and metric, the paired difference
-with its 95 % bootstrap interval over images and its verdict (:mod:`ganinv.stats`: "undecided" whenever the
-interval contains 0). ``ganinv eval budget`` writes ``figures/03_budget.json`` and its figure.
+:func:`ganinv.eval.reconstruction.evaluate_reconstruction` (per-image values kept) and caches the result in
+the runs folder (``eval/step_NNNNNN.json``), so that a later session only scores what is new.
+:func:`summarize` turns the cached results into learning curves and, for every :data:`CLAIMS` entry and
+metric, the paired difference with its 95 % bootstrap interval over images and its verdict
+(:mod:`ganinv.stats`: "undecided" whenever the interval contains 0). ``ganinv eval budget`` writes
+``figures/03_budget.json`` and its figure.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from pathlib import Path
 
 from torch import nn
 
-from .common import EVAL_SEED, rounded, write_json
-from .recon_eval import Entry, evaluate_reconstruction
-from .stats import paired_bootstrap, verdict
+from ..common import EVAL_SEED, rounded, write_json
+from ..stats import paired_bootstrap, verdict
+from .reconstruction import Entry, evaluate_reconstruction
 
 EXPORTS = {"clcae": "clcae.pt", "psp": "psp_encoder.pt", "e4e": "e4e_encoder.pt"}
 CLCAE_ROWS = {"w": "clcae-w", "w+": "clcae-w+", "f": "clcae-f"}
@@ -79,7 +80,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("multi-token beats single-token (F)", "clcae-f", "clcae-f (multi-token)"),
 )
 # metric -> the sign B - A takes when the claim holds: fidelity (lower is better) and the realism that sees
-# artefacts (higher is better; ganinv.metric_validation)
+# artefacts (higher is better; ganinv.eval.metric_battery)
 CLAIM_METRICS = {"lpips_sfn": "lower", "factor_error": "lower", "realism_sfn_texture": "higher"}
 CURVE_METRICS = ("psnr", "ssim", "lpips_sfn", "id_sfn", "factor_error", "fid_sfn", "fid_sfn_texture",
                  "realism_sfn_texture")  # fmt: skip
@@ -144,11 +145,39 @@ def load_cached(runs_dir: str | os.PathLike) -> dict[int, dict]:
     return out
 
 
-def summarize(results: Mapping[int, dict], claims: Sequence[Claim] = CLAIMS) -> dict:
+def rerun_spread(rerun: Mapping, reference: Mapping) -> dict[str, dict[str, float]]:
+    """How far two training runs of the same recipe land apart: ``{row: {metric: |mean difference|}}`` for
+    every row of :data:`CLAIM_METRICS` that both reconstruction results hold (same held-out images), e.g. the
+    budget study's snapshots at the bundled budget against the bundled encoders, trained with other
+    arithmetic (fp32, not compiled). The bootstrap interval of a claim covers the choice of images only; this
+    is the part of the uncertainty that comes from training itself (a stand-in for a second seed)."""
+    if (rerun["n"], rerun["seed"]) != (reference["n"], reference["seed"]):
+        raise ValueError("rerun_spread: the two results were scored on different held-out images")
+    spread: dict[str, dict[str, float]] = {}
+    for row, values in rerun["methods"].items():
+        ref = reference["methods"].get(row, {})
+        for metric in CLAIM_METRICS:
+            if values.get(metric) is not None and ref.get(metric) is not None:
+                spread.setdefault(row, {})[metric] = abs(values[metric] - ref[metric])
+    return spread
+
+
+def close_call(interval: Mapping, spread_a: float, spread_b: float) -> bool:
+    """A difference within 2x its uncertainty, the half-width of its image interval and the two rows'
+    re-run spreads combined in quadrature: the verdict could change with another training seed."""
+    half = (interval["hi"] - interval["lo"]) / 2
+    return abs(interval["mean"]) < 2 * (half**2 + spread_a**2 + spread_b**2) ** 0.5
+
+
+def summarize(
+    results: Mapping[int, dict], claims: Sequence[Claim] = CLAIMS, spread: Mapping | None = None
+) -> dict:
     """Learning curves and claim verdicts from ``{step: reconstruction result with per-image values}``:
     ``{"n", "seed", "steps", "curves": {row: {metric: {step: mean}}}, "claims": [{"text", "a", "b",
-    "metric": {step: {"mean", "lo", "hi", "n", "level", "verdict"}}}]}``; a claim is left out at a step
-    where one of its rows was not scored."""
+    "metric": {step: {"mean", "lo", "hi", "n", "level", "verdict", "close_call"?}}}], "rerun_spread"?}``;
+    a claim is left out at a step where one of its rows was not scored. With ``spread``
+    (:func:`rerun_spread`) every decided interval also says whether it is a :func:`close_call`; a row
+    without a measured spread counts with the largest one measured for that metric."""
     if not results:
         raise ValueError(
             "no scored snapshots: run `ganinv eval budget` on a runs folder with snapshots first"
@@ -174,15 +203,21 @@ def summarize(results: Mapping[int, dict], claims: Sequence[Claim] = CLAIMS) -> 
                     a, b = rows[c.a]["per_image"][metric], rows[c.b]["per_image"][metric]
                     interval = paired_bootstrap(a, b)
                     by_step[str(step)] = {**interval, "verdict": verdict(interval, expect)}
+                    if spread and by_step[str(step)]["verdict"] != "undecided":
+                        worst = max(v.get(metric, 0.0) for v in spread.values())
+                        sa, sb = (spread.get(r, {}).get(metric, worst) for r in (c.a, c.b))
+                        by_step[str(step)]["close_call"] = close_call(interval, sa, sb)
             entry[metric] = by_step
         decided.append(entry)
-    return rounded(
-        {"n": first["n"], "seed": first["seed"], "steps": steps, "curves": curves, "claims": decided}
-    )
+    out = {"n": first["n"], "seed": first["seed"], "steps": steps, "curves": curves, "claims": decided}
+    if spread:
+        out["rerun_spread"] = dict(spread)
+    return rounded(out)
 
 
 def verdict_table(summary: dict, metric: str = "lpips_sfn") -> str:
-    """Markdown: one line per claim, one column per step, ``verdict (difference [interval])``."""
+    """Markdown: one line per claim and one column per step, each cell ``verdict[, close call] (difference
+    [interval])``."""
     steps = [str(s) for s in summary["steps"]]
     lines = [
         "| claim | " + " | ".join(f"{int(s):,} steps" for s in steps) + " |",
@@ -192,8 +227,11 @@ def verdict_table(summary: dict, metric: str = "lpips_sfn") -> str:
         cells = []
         for s in steps:
             d = c[metric].get(s)
+            close = ", close call" if d and d.get("close_call") else ""
             cells.append(
-                "—" if d is None else f"{d['verdict']} ({d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}])"
+                "—"
+                if d is None
+                else f"{d['verdict']}{close} ({d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}])"
             )
         lines.append(f"| {c['text']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -234,7 +272,7 @@ def budget_figure(summary: dict, path: str | os.PathLike | None = None, metric: 
         ax.set_xlim(steps[0] / 1.4, max(steps[-1], 12_000) * 1.4)
     fig.tight_layout()
     if path is not None:
-        from .viz import save_figure
+        from ..viz import save_figure
 
         save_figure(fig, path, dpi=110)
     return fig

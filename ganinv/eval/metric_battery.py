@@ -38,9 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import recon_eval
-from .common import EVAL_SEED
-from .metrics import (
+from ..common import EVAL_SEED
+from ..metrics import (
     LPIPS,
     MissingWeightsError,
     id_similarity,
@@ -51,6 +50,7 @@ from .metrics import (
     realism_scores,
     ssim,
 )
+from . import reconstruction
 
 FAMILIES = ("blur", "noise", "jpeg", "blotches", "ghosting", "warp", "shift", "colour", "patch")
 LEVELS: dict[str, tuple[float, ...]] = {
@@ -103,8 +103,8 @@ class BatteryConfig:
 
     ``n``: held-out SynthFaces of ``data_seed`` (default :data:`EVAL_SEED`) distorted; ``size``: their size
     (that of the generator when encoders are given); ``seed``: the random parts of the distortions;
-    ``reference_n``: held-out SynthFaces of :data:`ganinv.recon_eval.REFERENCE_SEED` for the realism metrics;
-    ``reference_family``: the family whose equal-MSE slope is weight 1; ``families``: which of
+    ``reference_n``: held-out SynthFaces of :data:`ganinv.eval.reconstruction.REFERENCE_SEED` for the realism
+    metrics; ``reference_family``: the family whose equal-MSE slope is weight 1; ``families``: which of
     :data:`FAMILIES` to run; ``lpips_alex``: also real LPIPS (AlexNet) when its weights are on disk.
     """
 
@@ -258,7 +258,7 @@ class MetricSuite:
     """Every metric the project reports, of distorted images against their clean originals ``x``
     [N, 3, S, S] (true factors ``factors`` [N, 17]): per image MSE, MAE, PSNR, SSIM, LPIPS-SFN, ID-SFN, factor
     error, LPIPS-AlexNet (``lpips`` given), realism-SFN (embedding) and realism-SFN-texture; per set FID-SFN
-    and FID-SFN-texture, against ``reference`` (:func:`ganinv.recon_eval.realism_reference`)."""
+    and FID-SFN-texture, against ``reference`` (:func:`ganinv.eval.reconstruction.realism_reference`)."""
 
     def __init__(self, sfn: nn.Module, x: torch.Tensor, factors: torch.Tensor, reference: dict, lpips=None):
         self.sfn, self.x, self.factors, self.reference, self.lpips = sfn, x, factors, reference, lpips
@@ -270,15 +270,15 @@ class MetricSuite:
         per_image = {
             "mse": mse(d, x), "mae": mae(d, x), "psnr": psnr(d, x), "ssim": ssim(d, x),
             "lpips_sfn": lpips_features(d, x, sfn), "id_sfn": id_similarity(d, x, sfn),
-            "factor_error": recon_eval.factor_errors(sfn, d, self.factors)["factor_error"],
+            "factor_error": reconstruction.factor_errors(sfn, d, self.factors)["factor_error"],
         }  # fmt: skip
         if self.lpips is not None:
             per_image["lpips_alex"] = self.lpips(d, x)
-        feats = recon_eval.realism_features(sfn, d)
-        per_set = recon_eval.realism_columns(self.reference, feats)
+        feats = reconstruction.realism_features(sfn, d)
+        per_set = reconstruction.realism_columns(self.reference, feats)
         per_image["realism_sfn_texture"] = per_set.pop("realism_sfn_texture")
         per_image["realism_sfn"] = realism_scores(
-            *recon_eval.standardized(self.reference["embed"], feats["embed"])
+            *reconstruction.standardized(self.reference["embed"], feats["embed"])
         )
         return {k: v.detach().float().cpu() for k, v in per_image.items()}, per_set
 
@@ -347,10 +347,10 @@ def evaluate_battery(
     {family: r}}, "slope_per_mse": {...}, "weight_at_equal_mse": {...}, "verdicts": {metric: {...}}}``.
     """
     cfg = cfg or BatteryConfig()
-    x, factors = recon_eval.held_out(cfg.n, cfg.size, cfg.data_seed)  # [n, 3, S, S], [n, 17]
+    x, factors = reconstruction.held_out(cfg.n, cfg.size, cfg.data_seed)  # [n, 3, S, S], [n, 17]
     dev = next(sfn.parameters()).device
     x, factors = x.to(dev), factors.to(dev)
-    reference = recon_eval.realism_reference(sfn, cfg.size, cfg.reference_n)
+    reference = reconstruction.realism_reference(sfn, cfg.size, cfg.reference_n)
     lpips_net, lpips_note = _lpips_alex(cfg.lpips_alex)
     suite = MetricSuite(sfn, x, factors, reference, lpips_net)
     draws = draw(cfg.n, cfg.size, cfg.seed)
@@ -397,7 +397,7 @@ def evaluate_battery(
         bar.close()
     result = {
         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()},
-        "reference_seed": recon_eval.REFERENCE_SEED,
+        "reference_seed": reconstruction.REFERENCE_SEED,
         "units": {**{f: UNITS[f] for f in families}, **{f: "s of x + s (reconstruction - x)" for f in recs}},
         "orientation": "spearman and slopes are of the metric oriented so that larger is worse "
         "(similarities, PSNR, SSIM and realism negated)",
@@ -480,7 +480,7 @@ def battery_figure(result: dict, path: str | os.PathLike | None = None):
     import numpy as np
     from matplotlib.patches import Rectangle
 
-    from .viz import save_figure
+    from ..viz import save_figure
 
     metrics = list(result["spearman"])
     families = list(result["families"])

@@ -17,7 +17,7 @@ never the evaluated inputs): ``fid_sfn`` (Fréchet distance of SFN embeddings, t
 05), ``fid_sfn_texture`` (the same on the first SFN stages' texture statistics,
 :class:`ganinv.fid.SFNTextureExtractor`) and ``realism_sfn_texture``, the per-image k-NN realism score of
 Kynkäänniemi et al. (2019) on those statistics, z-scored by the reference (higher is more real). Both FIDs
-grow as n shrinks: compare rows of equal ``n``. ``ganinv.metric_validation`` measures which artefacts each
+grow as n shrinks: compare rows of equal ``n``. ``ganinv.eval.metric_battery`` measures which artefacts each
 column sees.
 
 ``ganinv eval reconstruction`` writes ``figures/03_reconstruction.json`` with :func:`evaluate_reconstruction`;
@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .common import EVAL_SEED, rounded
-from .data import synthfaces as sf
-from .data.images import pool_to
-from .inversion import check_method, invert, resolve_encoder
-from .metrics import (
+from ..common import EVAL_SEED, rounded
+from ..data import synthfaces as sf
+from ..data.images import pool_to
+from ..inversion import check_method, invert, resolve_encoder
+from ..metrics import (
     SFNExtractor,
     SFNTextureExtractor,
     compute_features,
@@ -308,7 +308,7 @@ def add_comparisons(result: dict, pairs: Sequence[tuple[str, str]]) -> dict:
     B)``: the paired difference B - A over the held-out images of each metric of :data:`PER_IMAGE_KEYS`,
     with its 95 % bootstrap interval (:func:`ganinv.stats.paired_bootstrap`). Both rows need per-image
     values (:func:`evaluate_reconstruction` with ``per_image=True``)."""
-    from .stats import compare_rows
+    from ..stats import compare_rows
 
     found = compare_rows(result["methods"], pairs, PER_IMAGE_KEYS, lambda row, key: row["per_image"][key])
     return {**result, "comparisons": {**result.get("comparisons", {}), **found}}

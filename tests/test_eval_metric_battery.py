@@ -1,4 +1,4 @@
-"""ganinv.metric_validation: the distortion battery, its statistics (Spearman, equal-MSE weights, verdicts),
+"""ganinv.eval.metric_battery: the distortion battery, its statistics (Spearman, equal-MSE weights, verdicts),
 the realism score it relies on, and `ganinv eval metrics`."""
 
 import json
@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from ganinv import metric_validation as mv
-from ganinv import recon_eval
 from ganinv.cli import main
+from ganinv.eval import metric_battery as mv
+from ganinv.eval import reconstruction as recon_eval
 from ganinv.fid import realism_scores
 from ganinv.metrics import mse
 from ganinv.models.sfn import SFN, SFNConfig

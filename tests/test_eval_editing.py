@@ -1,4 +1,4 @@
-"""ganinv.edit_eval: edits of inversions scored against the SFN read-out, the directions file, the table,
+"""ganinv.eval.editing: edits of inversions scored against the SFN read-out, the directions file, the table,
 the trade-off figure and the `ganinv train directions` / `ganinv eval editing` commands."""
 
 import json
@@ -7,11 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ganinv import edit_eval, recon_eval
 from ganinv import editing as E
 from ganinv.checkpoints import save_generator
 from ganinv.cli import main
 from ganinv.data import synthfaces as sf
+from ganinv.eval import editing as edit_eval
+from ganinv.eval import reconstruction as recon_eval
 from ganinv.metrics import id_similarity
 from ganinv.models.encoders import PSPEncoder, WPlusEncoderConfig, save_encoder
 from ganinv.models.sfn import SFN, SFNConfig, save_sfn

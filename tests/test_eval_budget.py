@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from ganinv import budget_eval as be
 from ganinv.cli import main as cli_main
+from ganinv.eval import budget as be
 from ganinv.models.sfn import SFN, SFNConfig
 from ganinv.training import encoders as te
 
@@ -86,3 +86,19 @@ def test_other_held_out_images_are_refused_and_cli_writes_summary(runs, tmp_path
     summary = json.loads(out.read_text())
     assert summary["steps"] == [2, 4] and fig.stat().st_size > 10_000
     assert "lpips_sfn:" in capsys.readouterr().out
+
+
+def test_rerun_spread_flags_close_calls():
+    rerun = {
+        "n": 3,
+        "seed": 1,
+        "methods": {"a": {"lpips_sfn": 0.50}, "b": {"lpips_sfn": 0.40, "factor_error": 0.1}},
+    }
+    reference = {"n": 3, "seed": 1, "methods": {"a": {"lpips_sfn": 0.47}, "b": {"lpips_sfn": 0.41}}}
+    spread = be.rerun_spread(rerun, reference)
+    assert spread == {"a": {"lpips_sfn": pytest.approx(0.03)}, "b": {"lpips_sfn": pytest.approx(0.01)}}
+    with pytest.raises(ValueError, match="different held-out images"):
+        be.rerun_spread({**rerun, "n": 4}, reference)
+    tight = {"mean": -0.05, "lo": -0.051, "hi": -0.049}
+    assert not be.close_call(tight, 0.0, 0.0)  # far outside a narrow interval, no training spread
+    assert be.close_call(tight, 0.03, 0.01)  # within 2 x sqrt(0.001^2 + 0.03^2 + 0.01^2) = 0.063
