@@ -34,6 +34,7 @@ def test_image_grid_layout_and_save(tmp_path):
     assert fig.axes[0].get_title() == "x"
     path = viz.save_figure(fig, tmp_path / "g.png", close=True)
     assert path.stat().st_size > 0 and not list(tmp_path.glob(".g.*"))
+    assert path.stat().st_mode & 0o777 == 0o644
     with pytest.raises(ValueError, match="at least one row"):
         viz.image_grid([])
     with pytest.raises(ValueError, match=r"\[N, 3, H, W\]"):
