@@ -216,6 +216,9 @@ def cmd_eval_budget(args: argparse.Namespace) -> None:
         spread = budget_eval.rerun_spread(results[min(results)], reference)
     summary = budget_eval.summarize(results, spread=spread)
     summary.update(generator=str(args.generator), sfn=str(args.sfn))
+    if args.json and Path(args.json).is_file():  # keep what `eval time-to-quality` stored in the same file
+        kept = json.loads(Path(args.json).read_text()).get("time_to_quality")
+        summary.update({"time_to_quality": kept} if kept else {})
     if args.json:
         write_json(summary, args.json)
     if args.figure:
@@ -224,6 +227,36 @@ def cmd_eval_budget(args: argparse.Namespace) -> None:
         plt.close(budget_eval.budget_figure(summary, args.figure))
     for metric in budget_eval.CLAIM_METRICS:
         print(f"\n{metric}:\n" + budget_eval.verdict_table(summary, metric))
+
+
+def cmd_eval_time_to_quality(args: argparse.Namespace) -> None:
+    import json
+
+    from .checkpoints import bundled_name, load_generator
+    from .common import write_json
+    from .eval import time_to_quality as ttq
+    from .models.sfn import load_sfn
+
+    device = _device(args.device)
+    G = load_generator(args.generator, device=device).eval()
+    sfn = load_sfn(args.sfn, device)
+    cfg = ttq.TimeToQualityConfig(
+        n=args.n, budgets=args.budgets, encoders=args.encoders, seed=args.seed,
+        encoder=args.encoder or bundled_name(args.generator) or str(args.generator),
+    )  # fmt: skip
+    result = ttq.evaluate_time_to_quality(G, sfn, cfg)
+    result.update(generator=str(args.generator), sfn=str(args.sfn), device=str(device))
+    if args.json:  # into the budget study's file, next to what `eval budget` wrote there
+        path = Path(args.json)
+        summary = json.loads(path.read_text()) if path.is_file() else {}
+        summary["time_to_quality"] = result
+        write_json(summary, path)
+    if args.figure:
+        import matplotlib.pyplot as plt
+
+        plt.close(ttq.time_to_quality_figure(result, args.figure))
+    for metric in ("lpips_sfn", "psnr"):
+        print(f"\n{metric}:\n" + ttq.match_lines(result, metric))
 
 
 def cmd_eval_metrics(args: argparse.Namespace) -> None:
@@ -277,11 +310,11 @@ def cmd_eval_contrastive(args: argparse.Namespace) -> None:
 def cmd_eval_sfn(args: argparse.Namespace) -> None:
     import json
 
+    from .eval.sfn import evaluate_sfn
     from .models.sfn import load_sfn
-    from .training.sfn import evaluate
 
     model = load_sfn(args.checkpoint, device=_device(args.device))
-    result = evaluate(model, n=args.n, seed=args.seed, json_path=args.json)
+    result = evaluate_sfn(model, n=args.n, seed=args.seed, json_path=args.json)
     print(json.dumps(result, indent=2))
 
 
@@ -475,6 +508,26 @@ def add_eval_parser(sub) -> None:
     e.add_argument("--figure", default=None, help="learning curves and claim intervals (PNG)")
     _output_options(e)
     e.set_defaults(fn=cmd_eval_budget)
+    from .eval import time_to_quality as ttq
+
+    e = eval_sub.add_parser(
+        "time-to-quality",
+        help="optimisation in W / W+ as a curve of quality vs steps and seconds, and the steps that match "
+        "each encoder (stored as 'time_to_quality' in 03_budget.json)",
+    )
+    e.add_argument("-n", type=positive_int, default=32, help="held-out images (optimised as one batch)")
+    e.add_argument("--budgets", type=positive_int, nargs="+", default=list(ttq.BUDGETS),
+                   help="optimisation steps, one run each (increasing)")  # fmt: skip
+    e.add_argument("--encoders", nargs="+", default=list(ttq.ENCODERS), help="encoder methods to place")
+    e.add_argument(
+        "--encoder", default=None, help="their checkpoint: bundled name or path (default: the generator's)"
+    )
+    e.add_argument("--generator", default="synthfaces64", help="bundled name or path of the generator")
+    e.add_argument("--sfn", default="sfn", help="SFN of the metrics")
+    e.add_argument("--seed", type=int, default=EVAL_SEED, help="held-out seed")
+    e.add_argument("--figure", default=None, help="quality vs seconds per image (PNG)")
+    _output_options(e)
+    e.set_defaults(fn=cmd_eval_time_to_quality)
     from .eval import metric_battery as mv
 
     e = eval_sub.add_parser(

@@ -63,3 +63,24 @@ def test_no_tracked_file_points_outside_the_repository():
     assert found.returncode == 1, f"tracked files mention {needle}:\n{found.stdout[:2000]}"
     for cited in ("docs/papers/clcae.md", "docs/papers/diverse_inpainting.md", "docs/stylegan2.md"):
         assert (root / cited).is_file(), cited
+
+
+def test_evaluators_never_import_the_trainers():
+    """Evaluation depends on models, data and metrics only; the trainers import their end-of-run evaluation
+    from ganinv.eval, never the other way round (a cycle would make every evaluator load the trainers)."""
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "ganinv" / "eval").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):  # "from ..training import x" (level 2) or absolute
+                module = node.module or ""
+                if (node.level == 2 and module.startswith("training")) or module.startswith(
+                    "ganinv.training"
+                ):
+                    offenders.append(f"{path.name}: {'.' * node.level}{module}")
+            elif isinstance(node, ast.Import):
+                offenders += [
+                    f"{path.name}: {a.name}" for a in node.names if a.name.startswith("ganinv.training")
+                ]
+    assert not offenders, offenders

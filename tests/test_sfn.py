@@ -10,6 +10,7 @@ import torch
 
 from ganinv.checkpoints import CheckpointError, save_checkpoint
 from ganinv.cli import main as cli_main
+from ganinv.data import identity
 from ganinv.data import synthfaces as sf
 from ganinv.models.sfn import SFN, SFNConfig, load_sfn, save_sfn
 from ganinv.training import sfn as sfn_train
@@ -114,12 +115,12 @@ def test_load_errors(tmp_path):
 
 def test_identity_pairs_differ_only_in_nuisance_factors():
     idx = np.arange(200)
-    anchor, positive = sfn_train.identity_pairs(0, idx, 0 + sfn_train.NUISANCE_SEED_OFFSET)
-    assert set(sfn_train.IDENTITY_FACTORS) | set(sfn_train.NUISANCE_FACTORS) == set(sf.FACTOR_NAMES)
-    assert not set(sfn_train.IDENTITY_FACTORS) & set(sfn_train.NUISANCE_FACTORS)
-    for name in sfn_train.IDENTITY_FACTORS:
+    anchor, positive = identity.identity_pairs(0, idx, 0 + identity.NUISANCE_SEED_OFFSET)
+    assert set(identity.IDENTITY_FACTORS) | set(identity.NUISANCE_FACTORS) == set(sf.FACTOR_NAMES)
+    assert not set(identity.IDENTITY_FACTORS) & set(identity.NUISANCE_FACTORS)
+    for name in identity.IDENTITY_FACTORS:
         np.testing.assert_array_equal(anchor[name], positive[name], err_msg=name)
-    for name in sfn_train.NUISANCE_FACTORS:
+    for name in identity.NUISANCE_FACTORS:
         assert (anchor[name] != positive[name]).any(), name
     for name in ("yaw", "lighting", "background"):
         assert (anchor[name] != positive[name]).mean() > 0.99
@@ -128,7 +129,7 @@ def test_identity_pairs_differ_only_in_nuisance_factors():
     images, targets = sfn_train.training_batch(cfg, step=5)
     b = cfg.batch_size
     assert images.shape == (2 * b, 3, 32, 32)
-    for name in sfn_train.IDENTITY_FACTORS:
+    for name in identity.IDENTITY_FACTORS:
         torch.testing.assert_close(targets[name][:b], targets[name][b:])
     direct = sf.synthfaces(cfg.data_seed, np.arange(5 * b, 6 * b), 32)["image"]
     torch.testing.assert_close(images[:b], torch.from_numpy(direct))

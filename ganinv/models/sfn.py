@@ -4,7 +4,7 @@ In this project's embedded world SFN stands in for the networks that papers on r
 
 * **ID-SFN** (ArcFace's role): cosine similarity of :meth:`SFN.embed`, an L2-normalised embedding trained
   to be invariant to expression, pose, lighting, background and glasses and sensitive to identity factors
-  (see ``ganinv.training.sfn.IDENTITY_FACTORS``);
+  (see ``ganinv.data.identity.IDENTITY_FACTORS``);
 * **FID-SFN** (Inception's role): statistics of :meth:`SFN.pooled`, the penultimate features;
 * **LPIPS-SFN** (AlexNet's role): distances between the per-stage maps of :meth:`SFN.features`;
 * attribute labels for InterFaceGAN and the read-out that scores edits: :meth:`SFN.attributes`.

@@ -1,8 +1,9 @@
-"""Training and held-out evaluation of SFN, the SynthFaces feature network (``ganinv/models/sfn.py``).
+"""Training of SFN, the SynthFaces feature network (``ganinv/models/sfn.py``); its held-out evaluation is
+:func:`ganinv.eval.sfn.evaluate_sfn`.
 
 Each step renders ``batch_size`` SynthFaces samples (indices a pure function of the step, so resume is
 exact) and, for each, a *positive*: the same face re-rendered with its non-identity factors
-(:data:`NUISANCE_FACTORS`) redrawn from the prior. Both views are used for
+(:data:`ganinv.data.identity.NUISANCE_FACTORS`) redrawn from the prior. Both views are used for
 
 * the attribute losses: BCE on binary attributes, MSE on continuous factors in normalised units (0..1 over
   the factor's range; ``eye_color`` is masked out where the eyes are closed and it cannot be seen), and
@@ -10,7 +11,7 @@ exact) and, for each, a *positive*: the same face re-rendered with its non-ident
 * the identity loss: InfoNCE over the ``2 * batch_size`` embeddings (temperature ``temperature``), whose
   positive for each view is the other view of the same face and whose negatives are all other faces.
   The embedding so becomes invariant to expression, pose, lighting, background and glasses (like ArcFace)
-  and sensitive to the identity factors :data:`IDENTITY_FACTORS`.
+  and sensitive to the identity factors (:data:`ganinv.data.identity.IDENTITY_FACTORS`).
 
 Light augmentation, so that SFN also reads GAN samples, which are softer, noisier and not pixel-exactly
 where the renderer puts faces: every view is shifted by up to ``translate`` pixels (replicate padding);
@@ -25,7 +26,6 @@ atomic checkpoints, resume and the progress bar.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass
 from typing import ClassVar
@@ -34,8 +34,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..common import EVAL_SEED, write_json
 from ..data import synthfaces as sf
+from ..data.identity import NUISANCE_SEED_OFFSET, identity_pairs
+from ..eval.sfn import evaluate_sfn
 from ..models.sfn import SFN, SFNConfig, save_sfn
 from .loop import (
     LoopConfig,
@@ -46,21 +47,6 @@ from .loop import (
     save_training_state,
     seed_everything,
 )
-
-# What changes between the two views of one identity: expression, pose, lighting, background, accessory.
-NUISANCE_FACTORS: tuple[str, ...] = (
-    "smiling",
-    "mouth_open",
-    "eyes_closed",
-    "glasses",
-    "yaw",
-    "lighting",
-    "background",
-)
-# What makes an identity: face shape, skin, hair (style, fringe, colour), eyes, brows, age and beard.
-IDENTITY_FACTORS: tuple[str, ...] = tuple(n for n in sf.FACTOR_NAMES if n not in NUISANCE_FACTORS)
-
-NUISANCE_SEED_OFFSET = 7_777_777  # the nuisance factors of positives come from seed data_seed + this
 
 
 @dataclass
@@ -128,14 +114,6 @@ def model_config(cfg: SFNTrainConfig) -> SFNConfig:
 
 # ---------------------------------------------------------------------------------------------------------
 # Data
-
-
-def identity_pairs(seed: int, indices, nuisance_seed: int) -> tuple[dict, dict]:
-    """Factors of faces ``indices`` of ``seed`` and of their positives: the same faces with every factor
-    in :data:`NUISANCE_FACTORS` replaced by its value in sample ``indices`` of ``nuisance_seed``."""
-    anchor = sf.sample_factors(seed, indices)
-    other = sf.sample_factors(nuisance_seed, indices)
-    return anchor, sf.edit_factors(anchor, **{n: other[n] for n in NUISANCE_FACTORS})
 
 
 def _targets(factors: dict) -> dict[str, torch.Tensor]:
@@ -295,94 +273,7 @@ def train(cfg: SFNTrainConfig) -> dict:
     bar.close()
     result: dict = {"step": step, "wall_s": round(time.perf_counter() - t0, 1), **losses}
     if procs.is_main and cfg.eval_n > 0:
-        result["eval"] = evaluate(model.eval(), n=cfg.eval_n, json_path=f"{cfg.out_dir}/eval.json")
+        result["eval"] = evaluate_sfn(model.eval(), n=cfg.eval_n, json_path=f"{cfg.out_dir}/eval.json")
     procs.barrier()
     procs.close()
-    return result
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Held-out evaluation
-
-
-def _r2(pred: np.ndarray, true: np.ndarray) -> float:
-    ss_res = float(((pred - true) ** 2).sum())
-    ss_tot = float(((true - true.mean()) ** 2).sum())
-    return 1.0 - ss_res / max(ss_tot, 1e-12)
-
-
-@torch.no_grad()
-def evaluate(
-    model: SFN,
-    n: int = 2000,
-    seed: int = EVAL_SEED,
-    batch_size: int = 250,
-    json_path: str | os.PathLike | None = None,
-) -> dict:
-    """Held-out quality of ``model`` on faces ``0 .. n-1`` of SynthFaces seed ``seed``.
-
-    Returns (and writes to ``json_path`` if given) per-factor accuracy for binary and categorical factors,
-    R^2 for continuous ones (``eye_color`` on the faces with open eyes only), and identity retrieval:
-    ``identity_top1`` is the fraction of faces whose re-rendered positive (non-identity factors redrawn)
-    is the nearest of all ``n`` positives in embedding cosine; ``identity_cos_one_factor_changed[f]`` is
-    the mean cosine between a face and the same face with only factor ``f`` redrawn (first 500 faces,
-    those where the value changed): near 1 for nuisance factors, lower for identity factors.
-    """
-    if n < 2:
-        raise ValueError(f"evaluate needs n >= 2 faces, got {n}")
-    was_training = model.training
-    model.eval()
-    dev = next(model.parameters()).device
-    anchor, positive = identity_pairs(seed, np.arange(n), seed + NUISANCE_SEED_OFFSET)
-    size = model.cfg.size if model.cfg.size in sf.SIZES else 64
-    preds: dict[str, list] = {}
-    emb_a, emb_p = [], []
-    for start in range(0, n, batch_size):
-        sl = slice(start, min(n, start + batch_size))
-        for factors, embs in ((anchor, emb_a), (positive, emb_p)):
-            images = torch.from_numpy(sf.render({k: v[sl] for k, v in factors.items()}, size)[0]).to(dev)
-            out = model(images)
-            embs.append(F.normalize(out["embedding"], dim=1).cpu())
-            if factors is anchor:
-                for k, v in model.read_out(out).items():
-                    preds.setdefault(k, []).append(v.cpu().numpy())
-    preds = {k: np.concatenate(v) for k, v in preds.items()}
-    visible = sf.observable(anchor)
-    mc = model.cfg
-    result: dict = {"n": n, "seed": seed, "size": size, "binary_accuracy": {}, "continuous_r2": {}}
-    for name in mc.binary:
-        result["binary_accuracy"][name] = float(((preds[name] > 0.5) == (anchor[name] == 1)).mean())
-    for name, _, _ in mc.continuous:
-        keep = visible[name] if name in visible else np.ones(n, dtype=bool)
-        result["continuous_r2"][name] = _r2(preds[name][keep].astype(np.float64), anchor[name][keep])
-    result["categorical_accuracy"] = {
-        name: float((preds[name] == anchor[name]).mean()) for name, _ in mc.categorical
-    }
-    a, p = torch.cat(emb_a), torch.cat(emb_p)
-    sim = a @ p.t()
-    result["identity_top1"] = float((sim.argmax(1) == torch.arange(n)).float().mean())
-    off = ~torch.eye(n, dtype=torch.bool)
-    result["identity_cos_positive"] = float(sim.diagonal().mean())
-    result["identity_cos_negative"] = float(sim[off].mean())
-    # sensitivity: the cosine between a face and the same face with one factor redrawn (first 500 faces)
-    m = min(n, 500)
-    base = {k: v[:m] for k, v in anchor.items()}
-    emb0 = torch.cat(emb_a)[:m]
-    redraw = sf.sample_factors(seed + 2 * NUISANCE_SEED_OFFSET, np.arange(m))
-    result["identity_cos_one_factor_changed"] = {}
-    for name in sf.FACTOR_NAMES:
-        changed = sf.edit_factors(base, **{name: redraw[name]})
-        embs = []
-        for start in range(0, m, batch_size):
-            sl = slice(start, min(m, start + batch_size))
-            images = torch.from_numpy(sf.render({k: v[sl] for k, v in changed.items()}, size)[0]).to(dev)
-            embs.append(model.embed(images).cpu())
-        differs = torch.from_numpy(np.asarray(changed[name] != base[name]))
-        cos = (torch.cat(embs) * emb0).sum(1)[differs]
-        result["identity_cos_one_factor_changed"][name] = float(cos.mean()) if len(cos) else 1.0
-    result["identity_factors"] = list(IDENTITY_FACTORS)
-    result["nuisance_factors"] = list(NUISANCE_FACTORS)
-    model.train(was_training)
-    if json_path is not None:
-        write_json(result, json_path)
     return result
