@@ -11,7 +11,10 @@
 * ``claims``: the ablation claims of both papers decided from the results files;
 * ``gan``: FID-SFN and attribute statistics of a generator (``ganinv eval gan``);
 * ``encoder``: held-out reconstruction quality of a stage-2 encoder (``ganinv eval encoder``);
-* ``retrieval``: held-out image <-> w retrieval of the stage-1 aligner (``ganinv eval contrastive``).
+* ``retrieval``: held-out image <-> w retrieval of the stage-1 aligner (``ganinv eval contrastive``);
+* ``sfn``: held-out attribute accuracy and identity retrieval of SFN (``ganinv eval sfn``);
+* ``time_to_quality``: optimisation in W / W+ against steps and seconds, and the steps that match each
+  encoder (``ganinv eval time-to-quality``).
 
 Evaluators import models, data, metrics and the shared helpers, never the trainers; the trainers import their
 end-of-run evaluation from here.

@@ -179,7 +179,7 @@ def factor_errors(sfn: nn.Module, images: torch.Tensor, factors: torch.Tensor) -
 
 
 @torch.no_grad()
-def _scores(image: torch.Tensor, x: torch.Tensor, factors: torch.Tensor, sfn: nn.Module) -> dict:
+def image_scores(image: torch.Tensor, x: torch.Tensor, factors: torch.Tensor, sfn: nn.Module) -> dict:
     """Per-image metric tensors of reconstructions ``image`` against inputs ``x`` (both [N, 3, S, S])."""
     errors = factor_errors(sfn, image, factors)
     return {
@@ -251,7 +251,7 @@ def evaluate_reconstruction(
             res = invert(x, entry.method, generator=G, encoder=encoder, **entry.options)
             seconds += time.perf_counter() - start
             image = pool_to(res.image, size).clamp(-1, 1)
-            for k, v in _scores(image, x, fac, sfn).items():
+            for k, v in image_scores(image, x, fac, sfn).items():
                 values.setdefault(k, []).append(v.cpu())
             for k, v in realism_features(sfn, image).items():
                 feats[k].append(v)
