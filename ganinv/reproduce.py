@@ -8,6 +8,7 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,11 +86,17 @@ def main(argv: list[str] | None = None) -> None:
     paths = numbered_notebooks(args.only)
     if not paths:
         print(f"no numbered notebooks in {NOTEBOOKS.relative_to(ROOT)}/ yet")
+    seconds = {}
     for path in paths:
         print(f"executing {path.relative_to(ROOT)} ...", flush=True)
+        start = time.perf_counter()
         execute(path, params)
+        seconds[path.name] = time.perf_counter() - start
+        print(f"  {seconds[path.name]:.0f} s", flush=True)
         strip(path)
     print(results_table())
+    if seconds:  # wall time of each notebook (the README's budget: 3 minutes each on a 2-core CPU)
+        print("wall time: " + ", ".join(f"{name[:2]} {s:.0f} s" for name, s in seconds.items()))
 
 
 if __name__ == "__main__":
