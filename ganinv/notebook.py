@@ -94,21 +94,25 @@ def claim(text: str, holds: bool | None, why: str = "") -> bool | None:
     return holds
 
 
-def decide(text: str, interval: Mapping[str, float] | None, expect: str, digits: int = 3) -> str | None:
+def decide(
+    text: str, interval: Mapping[str, float] | None, expect: str, digits: int = 3, margin: float = 0.0
+) -> str | None:
     """Print one verdict line for a claim about a paired difference ``B - A`` (an interval of
     :func:`ganinv.stats.paired_bootstrap`): ``text: confirmed / refuted / undecided (difference, 95 %
     interval, n)``, "undecided" whenever the interval contains 0; ``expect`` is the claimed sign ("lower" or
-    "higher"). ``interval`` None: ``text: not measured``. Returns the verdict (or None)."""
+    "higher"), or "same" within ``margin`` (an equivalence bound, :func:`ganinv.stats.verdict`). ``interval``
+    None: ``text: not measured``. Returns the verdict (or None)."""
     from .stats import verdict
 
     if interval is None:
         print(f"{text}: not measured")
         return None
-    v = verdict(interval, expect)
+    v = verdict(interval, expect, margin)
     d = digits
     lo, hi = interval["lo"], interval["hi"]
     span = f"{interval['level']:.0%} interval [{lo:+.{d}f}, {hi:+.{d}f}]"
-    print(f"{text}: {v} (difference {interval['mean']:+.{d}f}, {span}, n = {interval['n']})")
+    bound = f", bound ±{margin:.{d}f}" if expect == "same" else ""
+    print(f"{text}: {v} (difference {interval['mean']:+.{d}f}, {span}{bound}, n = {interval['n']})")
     return v
 
 

@@ -42,12 +42,24 @@ def paired_bootstrap(
     return {"mean": float(d.mean()), "lo": float(lo), "hi": float(hi), "n": d.numel(), "level": level}
 
 
-def verdict(interval: dict[str, float], expect: str) -> str:
+def verdict(interval: dict[str, float], expect: str, margin: float = 0.0) -> str:
     """ "confirmed" if the interval of ``b - a`` lies entirely on the side the claim ``expect``s ("lower":
-    b < a, "higher": b > a), "refuted" if entirely on the other side, else "undecided"."""
+    b < a, "higher": b > a), "refuted" if entirely on the other side, else "undecided".
+
+    ``expect`` "same" is a claim of equivalence ("b keeps what a has"), decided against the bound ``margin``
+    > 0 (two one-sided tests at the interval's level): "confirmed" if the interval lies inside
+    (-margin, margin), "refuted" if it lies entirely beyond one of the bounds, else "undecided". A difference
+    that is real but smaller than the margin confirms it: "keeps" means "changes less than the margin"."""
+    lo, hi = interval["lo"], interval["hi"]
+    if expect == "same":
+        if not margin > 0:
+            raise ValueError(f"expect 'same' needs an equivalence margin > 0, got {margin}")
+        if -margin < lo and hi < margin:
+            return "confirmed"
+        return "refuted" if lo >= margin or hi <= -margin else "undecided"
     if expect not in ("lower", "higher"):
-        raise ValueError(f"expect must be 'lower' or 'higher', got {expect!r}")
-    below, above = interval["hi"] < 0, interval["lo"] > 0
+        raise ValueError(f"expect must be 'lower', 'higher' or 'same', got {expect!r}")
+    below, above = hi < 0, lo > 0
     if not (below or above):
         return "undecided"
     return "confirmed" if below == (expect == "lower") else "refuted"

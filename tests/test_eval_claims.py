@@ -20,13 +20,33 @@ def test_inpainting_claims_use_intervals_where_paired_and_say_so_where_not():
     assert fusion["verdict"] == "confirmed" and fusion["lo"] == -0.0042 and fusion["n"] == 200
     mixer = rows["the mixer makes completions diverse"]
     assert mixer["verdict"] == "no interval" and abs(mixer["mean"] - 0.7) < 1e-9 and "lo" not in mixer
-    assert rows["stage 2 keeps the diversity"]["verdict"] == "not measured"
+    assert rows["stage 2 keeps the diversity (within ±5 %)"]["verdict"] == "not measured"
     # an interval on the wrong side of zero refutes; one containing zero decides nothing
     for lo, hi, word in [(0.001, 0.002, "refuted"), (-0.001, 0.002, "undecided")]:
         result["comparisons"]["fusion 16,32 vs fusion 16 (bundled until 2026-12-06)"]["seam_excess"] = {
             **INTERVAL, "lo": lo, "hi": hi}  # fmt: skip
         rows = {r["claim"]: r for r in claims.inpainting_rows(result)}
         assert rows["higher-rate fusion (16, 32) lowers the seams"]["verdict"] == word
+
+
+def test_an_equivalence_claim_takes_its_bound_from_the_full_models_mean():
+    entries = {
+        "no stage 2": {"mean": {"diversity_lpips_sfn": 0.5639, "psnr_unerased": 21.06}},
+        "diverse (ours)": {"mean": {"diversity_lpips_sfn": 0.5626, "psnr_unerased": 32.13}},
+    }
+    key, text = "diverse (ours) vs no stage 2", "stage 2 keeps the diversity (within ±5 %)"
+    for lo, hi, word in [
+        (-0.00145, -0.00123, "confirmed"),
+        (-0.05, -0.03, "refuted"),
+        (-0.04, 0.0, "undecided"),
+    ]:
+        interval = {"mean": (lo + hi) / 2, "lo": lo, "hi": hi, "n": 200, "level": 0.95}
+        result = {"entries": entries, "comparisons": {key: {"diversity_lpips_sfn": interval}}}
+        row = {r["claim"]: r for r in claims.inpainting_rows(result)}[text]
+        assert row["verdict"] == word and abs(row["margin"] - 0.05 * 0.5626) < 1e-9
+    # without the rows' means there is no bound, so no verdict
+    result = {"entries": {}, "comparisons": {key: {"diversity_lpips_sfn": interval}}}
+    assert {r["claim"]: r for r in claims.inpainting_rows(result)}[text]["verdict"] == "not measured"
 
 
 def test_clcae_claims_per_budget_and_the_table():

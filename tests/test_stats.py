@@ -32,6 +32,17 @@ def test_interval_covers_the_true_difference_and_narrows_with_more_images():
     )
 
 
+def test_equivalence_claims_are_decided_against_their_margin():
+    tiny_real_change = {"lo": -0.0015, "hi": -0.0012}  # excludes 0, yet far inside a bound of 0.03
+    assert verdict(tiny_real_change, "same", margin=0.03) == "confirmed"
+    assert verdict(tiny_real_change, "higher") == "refuted"  # what the one-sided reading would say
+    assert verdict({"lo": -0.05, "hi": -0.04}, "same", margin=0.03) == "refuted"  # beyond the bound
+    assert verdict({"lo": 0.04, "hi": 0.05}, "same", margin=0.03) == "refuted"
+    assert verdict({"lo": -0.01, "hi": 0.04}, "same", margin=0.03) == "undecided"  # straddles the bound
+    with pytest.raises(ValueError, match="margin"):
+        verdict(tiny_real_change, "same")
+
+
 def test_bad_inputs_are_refused():
     with pytest.raises(ValueError, match="equally long"):
         paired_bootstrap([1.0, 2.0], [1.0])

@@ -23,13 +23,15 @@ from .budget import CLAIM_METRICS
 
 @dataclass(frozen=True)
 class RowClaim:
-    """ "``b`` beats ``a``" on ``metric``: B - A is ``expect``-ed "lower" or "higher"."""
+    """ "``b`` beats ``a``" on ``metric``: B - A is ``expect``-ed "lower" or "higher"; or "``b`` keeps what
+    ``a`` has" (``expect`` "same"): |B - A| below ``margin`` times B's mean (:func:`ganinv.stats.verdict`)."""
 
     text: str
     a: str
     b: str
     metric: str
     expect: str
+    margin: float = 0.0  # "same" only: the equivalence bound, a fraction of B's mean
 
 
 OURS, FULL_15K = (
@@ -45,17 +47,20 @@ INPAINTING_CLAIMS: tuple[RowClaim, ...] = (
     RowClaim("case B is needed: without it the unerased pixels are lost", "only case A (1.5k)", FULL_15K,
              PSNR, "higher"),
     RowClaim("stage 2 raises the fidelity of the unerased pixels", "no stage 2", OURS, PSNR, "higher"),
-    RowClaim("stage 2 keeps the diversity", "no stage 2", OURS, DIV, "higher"),
+    RowClaim("stage 2 keeps the diversity (within ±5 %)", "no stage 2", OURS, DIV, "same", margin=0.05),
     RowClaim("higher-rate fusion (16, 32) lowers the seams", BASE16, "fusion 16,32", SEAM, "lower"),
     RowClaim("higher-rate fusion (16, 32, 64) lowers the seams", BASE16, OURS, SEAM, "lower"),
 )  # fmt: skip
 
 
-def _row(paper: str, text: str, metric: str, where: str, interval: Mapping | None, expect: str, means=None):
+def _row(paper: str, text: str, metric: str, where: str, interval: Mapping | None, expect: str, means=None,
+         margin: float = 0.0):  # fmt: skip
     row = {"paper": paper, "claim": text, "metric": metric, "where": where, "expect": expect}
-    if interval is not None:
+    if expect == "same":
+        row["margin"] = margin
+    if interval is not None and (expect != "same" or margin > 0):
         keys = ("mean", "lo", "hi", "n", "level")
-        word = verdict(interval, expect) + (" (close call)" if interval.get("close_call") else "")
+        word = verdict(interval, expect, margin) + (" (close call)" if interval.get("close_call") else "")
         return {**row, "verdict": word, **{k: interval[k] for k in keys}}
     if means is not None:  # both rows exist but were not paired: no interval, no verdict
         return {**row, "verdict": "no interval", "mean": means[1] - means[0]}
@@ -72,7 +77,8 @@ def inpainting_rows(result: Mapping | None, claims: Sequence[RowClaim] = INPAINT
         means = None
         if c.a in entries and c.b in entries:
             means = (entries[c.a]["mean"][c.metric], entries[c.b]["mean"][c.metric])
-        rows.append(_row("Diverse inpainting", c.text, c.metric, "", interval, c.expect, means))
+        margin = c.margin * abs(means[1]) if means else 0.0  # "same": the bound in the metric's units
+        rows.append(_row("Diverse inpainting", c.text, c.metric, "", interval, c.expect, means, margin))
     return rows
 
 
