@@ -109,6 +109,18 @@ def _output_options(e: argparse.ArgumentParser, figure: str | None = None, add: 
     e.add_argument("--device", default="auto")
 
 
+def _held_out_options(e: argparse.ArgumentParser, figure: str) -> None:
+    """--generator, --sfn, --seed (of the held-out SynthFaces), --figure and the output options of the
+    commands that score the bundled models on held-out faces (budget study, time to quality)."""
+    from .common import EVAL_SEED
+
+    e.add_argument("--generator", default="synthfaces64", help="bundled name or path of the generator")
+    e.add_argument("--sfn", default="sfn", help="SFN of the metrics")
+    e.add_argument("--seed", type=int, default=EVAL_SEED, help="held-out seed")
+    e.add_argument("--figure", default=None, help=figure)
+    _output_options(e)
+
+
 def cmd_eval_encoder(args: argparse.Namespace) -> None:
     import json
 
@@ -501,12 +513,8 @@ def add_eval_parser(sub) -> None:
         help="a reconstruction JSON of the same recipe trained separately (the bundled encoders' "
         "03_reconstruction.json): the run-to-run spread at the first budget flags close calls",
     )
-    e.add_argument("--generator", default="synthfaces64", help="bundled name or path of the generator")
-    e.add_argument("--sfn", default="sfn", help="SFN of the metrics")
     e.add_argument("-n", type=positive_int, default=1000, help="held-out images")
-    e.add_argument("--seed", type=int, default=EVAL_SEED, help="held-out seed")
-    e.add_argument("--figure", default=None, help="learning curves and claim intervals (PNG)")
-    _output_options(e)
+    _held_out_options(e, figure="learning curves and claim intervals (PNG)")
     e.set_defaults(fn=cmd_eval_budget)
     from .eval import time_to_quality as ttq
 
@@ -522,11 +530,7 @@ def add_eval_parser(sub) -> None:
     e.add_argument(
         "--encoder", default=None, help="their checkpoint: bundled name or path (default: the generator's)"
     )
-    e.add_argument("--generator", default="synthfaces64", help="bundled name or path of the generator")
-    e.add_argument("--sfn", default="sfn", help="SFN of the metrics")
-    e.add_argument("--seed", type=int, default=EVAL_SEED, help="held-out seed")
-    e.add_argument("--figure", default=None, help="quality vs seconds per image (PNG)")
-    _output_options(e)
+    _held_out_options(e, figure="quality vs seconds per image (PNG)")
     e.set_defaults(fn=cmd_eval_time_to_quality)
     from .eval import metric_battery as mv
 

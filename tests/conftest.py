@@ -3,7 +3,8 @@
 Shared fixtures: ``one_thread`` (not autouse: a module opts in with
 ``pytestmark = pytest.mark.usefixtures("one_thread")``), ``G``, the trainers' "tiny-random" generator
 (a module may define its own ``G`` instead), and ``tiny_generator``, a factory of tiny generators of the
-same family (other sizes, style widths, seeds) so that tests do not repeat the constructor arguments.
+same family (other sizes, style widths, seeds) so that tests do not repeat the constructor arguments, and
+``tiny_psp_sfn``, a factory of the benchmarks' tiny pSp encoder and SFN for a given generator.
 """
 
 import pytest
@@ -57,3 +58,22 @@ def G():
     G = build_generator(TINY_RANDOM, seed=0)
     G.get_w_avg()
     return G
+
+
+@pytest.fixture(scope="session")
+def tiny_psp_sfn():
+    """``make(G, sfn_class=SFN)``: a tiny pSp encoder for ``G`` (its ``w_avg`` set) and a tiny 32 px SFN (or
+    a subclass with the same constructor), drawn in that order from seed 5 without touching the global RNG:
+    the stand-ins of the evaluation benchmarks' tests."""
+    from ganinv.models.encoders import PSPEncoder, WPlusEncoderConfig
+    from ganinv.models.sfn import SFN, SFNConfig
+
+    def make(G, sfn_class=SFN):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(5)
+            enc = PSPEncoder(WPlusEncoderConfig.for_generator(G, backbone="tiny", zero_init=False)).eval()
+            sfn = sfn_class(SFNConfig(size=32, widths=(4, 8), embed_dim=8)).eval()
+        enc.set_w_avg(G.get_w_avg())
+        return enc, sfn
+
+    return make

@@ -14,7 +14,7 @@ from ganinv.data import synthfaces as sf
 from ganinv.eval import editing as edit_eval
 from ganinv.eval import reconstruction as recon_eval
 from ganinv.metrics import id_similarity
-from ganinv.models.encoders import PSPEncoder, WPlusEncoderConfig, save_encoder
+from ganinv.models.encoders import save_encoder
 from ganinv.models.sfn import SFN, SFNConfig, save_sfn
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -32,13 +32,9 @@ class BrightSFN(SFN):
 
 
 @pytest.fixture(scope="module")
-def tiny(G):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(5)
-        enc = PSPEncoder(WPlusEncoderConfig.for_generator(G, backbone="tiny", zero_init=False)).eval()
-        sfn = BrightSFN(SFNConfig(size=32, widths=(4, 8), embed_dim=8)).eval().requires_grad_(False)
-    enc.set_w_avg(G.get_w_avg())
-    return enc, sfn
+def tiny(G, tiny_psp_sfn):
+    enc, sfn = tiny_psp_sfn(G, BrightSFN)
+    return enc, sfn.requires_grad_(False)
 
 
 def unit(seed: int, d: int = 16) -> torch.Tensor:

@@ -13,8 +13,7 @@ from ganinv.data import synthfaces as sf
 from ganinv.data.images import pool_to
 from ganinv.eval import reconstruction as recon_eval
 from ganinv.metrics import id_similarity, mse
-from ganinv.models.encoders import PSPEncoder, WPlusEncoderConfig, save_encoder
-from ganinv.models.sfn import SFN, SFNConfig
+from ganinv.models.encoders import save_encoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -59,13 +58,8 @@ def test_factor_errors_are_zero_for_the_truth_and_count_each_kind_of_miss():
 
 
 @pytest.fixture(scope="module")
-def tiny(G):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(5)
-        enc = PSPEncoder(WPlusEncoderConfig.for_generator(G, backbone="tiny", zero_init=False)).eval()
-        sfn = SFN(SFNConfig(size=32, widths=(4, 8), embed_dim=8)).eval()
-    enc.set_w_avg(G.get_w_avg())
-    return enc, sfn
+def tiny(G, tiny_psp_sfn):
+    return tiny_psp_sfn(G)
 
 
 def test_benchmark_scores_each_entry_on_the_same_held_out_images(G, tiny):

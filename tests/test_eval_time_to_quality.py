@@ -5,14 +5,12 @@ import json
 
 import matplotlib.pyplot as plt
 import pytest
-import torch
 
 from ganinv.checkpoints import save_generator
 from ganinv.cli import main
 from ganinv.eval import reconstruction as recon_eval
 from ganinv.eval import time_to_quality as ttq
-from ganinv.models.encoders import PSPEncoder, WPlusEncoderConfig, save_encoder
-from ganinv.models.sfn import SFN, SFNConfig
+from ganinv.models.encoders import save_encoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -50,13 +48,8 @@ def test_match_table_divides_by_the_encoders_time():
 
 
 @pytest.fixture(scope="module")
-def tiny(G):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(5)
-        enc = PSPEncoder(WPlusEncoderConfig.for_generator(G, backbone="tiny", zero_init=False)).eval()
-        sfn = SFN(SFNConfig(size=32, widths=(4, 8), embed_dim=8)).eval()
-    enc.set_w_avg(G.get_w_avg())
-    return enc, sfn
+def tiny(G, tiny_psp_sfn):
+    return tiny_psp_sfn(G)
 
 
 def test_curves_and_encoder_points_are_scored_on_the_same_held_out_images(G, tiny):
