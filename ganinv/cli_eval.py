@@ -213,7 +213,7 @@ def cmd_eval_budget(args: argparse.Namespace) -> None:
     import json
 
     from .checkpoints import load_generator
-    from .common import write_json
+    from .common import update_json
     from .eval import budget as budget_eval
     from .models.sfn import load_sfn
 
@@ -228,11 +228,8 @@ def cmd_eval_budget(args: argparse.Namespace) -> None:
         spread = budget_eval.rerun_spread(results[min(results)], reference)
     summary = budget_eval.summarize(results, spread=spread)
     summary.update(generator=str(args.generator), sfn=str(args.sfn))
-    if args.json and Path(args.json).is_file():  # keep what `eval time-to-quality` stored in the same file
-        kept = json.loads(Path(args.json).read_text()).get("time_to_quality")
-        summary.update({"time_to_quality": kept} if kept else {})
-    if args.json:
-        write_json(summary, args.json)
+    if args.json:  # keeps what `eval time-to-quality` stored in the same file
+        update_json(summary, args.json)
     if args.figure:
         import matplotlib.pyplot as plt
 
@@ -242,10 +239,8 @@ def cmd_eval_budget(args: argparse.Namespace) -> None:
 
 
 def cmd_eval_time_to_quality(args: argparse.Namespace) -> None:
-    import json
-
     from .checkpoints import bundled_name, load_generator
-    from .common import write_json
+    from .common import update_json
     from .eval import time_to_quality as ttq
     from .models.sfn import load_sfn
 
@@ -259,10 +254,7 @@ def cmd_eval_time_to_quality(args: argparse.Namespace) -> None:
     result = ttq.evaluate_time_to_quality(G, sfn, cfg)
     result.update(generator=str(args.generator), sfn=str(args.sfn), device=str(device))
     if args.json:  # into the budget study's file, next to what `eval budget` wrote there
-        path = Path(args.json)
-        summary = json.loads(path.read_text()) if path.is_file() else {}
-        summary["time_to_quality"] = result
-        write_json(summary, path)
+        update_json({"time_to_quality": result}, args.json)
     if args.figure:
         import matplotlib.pyplot as plt
 

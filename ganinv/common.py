@@ -34,6 +34,15 @@ def write_json(values: Mapping, path: str | os.PathLike) -> Path:
     return path
 
 
+def update_json(values: Mapping, path: str | os.PathLike) -> Path:
+    """Write ``values`` over the top-level keys of the JSON file ``path`` (created when absent), keeping the
+    keys that other commands stored there (e.g. ``ganinv eval budget`` and ``ganinv eval time-to-quality``
+    share ``figures/03_budget.json``); atomically, like :func:`write_json`."""
+    path = Path(path)
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    return write_json({**old, **values}, path)
+
+
 def rounded(value, digits: int = 6):
     """``value`` with every float (in nested dicts and lists) rounded to ``digits`` significant digits, so a
     re-run on the same machine writes the same file."""

@@ -174,7 +174,8 @@ def summarize(
 ) -> dict:
     """Learning curves and claim verdicts from ``{step: reconstruction result with per-image values}``:
     ``{"n", "seed", "steps", "curves": {row: {metric: {step: mean}}}, "claims": [{"text", "a", "b",
-    "metric": {step: {"mean", "lo", "hi", "n", "level", "verdict", "close_call"?}}}], "rerun_spread"?}``;
+    "metric": {step: {"mean", "lo", "hi", "n", "level", "verdict", "close_call"?}}}],
+    "rerun_spread": {...} or None}``;
     a claim is left out at a step where one of its rows was not scored. With ``spread``
     (:func:`rerun_spread`) every decided interval also says whether it is a :func:`close_call`; a row
     without a measured spread counts with the largest one measured for that metric."""
@@ -209,9 +210,14 @@ def summarize(
                         by_step[str(step)]["close_call"] = close_call(interval, sa, sb)
             entry[metric] = by_step
         decided.append(entry)
-    out = {"n": first["n"], "seed": first["seed"], "steps": steps, "curves": curves, "claims": decided}
-    if spread:
-        out["rerun_spread"] = dict(spread)
+    out = {
+        "n": first["n"],
+        "seed": first["seed"],
+        "steps": steps,
+        "curves": curves,
+        "claims": decided,
+        "rerun_spread": dict(spread) if spread else None,
+    }  # always set: the file is updated key by key
     return rounded(out)
 
 

@@ -20,14 +20,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from ..common import EVAL_SEED, rounded
+from ..data.images import pool_to
 from ..inversion import invert, resolve_encoder
-from ..models.contrastive import pool_to
 from .reconstruction import LOWER_IS_BETTER, held_out, image_scores
 
 BUDGETS = (10, 20, 50, 100, 200, 400)  # optimisation steps, one run each
@@ -50,7 +50,6 @@ class TimeToQualityConfig:
     encoders: Sequence[str] = ENCODERS
     encoder: str = "synthfaces64"
     seed: int = EVAL_SEED
-    extra: dict = field(default_factory=dict)  # further optimize_w(_plus) keywords (e.g. lr)
 
     def check(self) -> None:
         if self.n < 1 or not self.budgets or min(self.budgets) < 1:
@@ -84,7 +83,7 @@ def evaluate_time_to_quality(
     for method in OPTIMISERS:
         curve: dict[str, list] = {"steps": list(cfg.budgets), "seconds_per_image": []}
         for steps in cfg.budgets:
-            res = invert(x, method, generator=G, steps=steps, **cfg.extra)
+            res = invert(x, method, generator=G, steps=steps)
             curve["seconds_per_image"].append(res.seconds)
             for k, v in _means(res.image, x, factors, sfn).items():
                 curve.setdefault(k, []).append(v)
