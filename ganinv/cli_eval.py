@@ -223,9 +223,9 @@ def cmd_eval_budget(args: argparse.Namespace) -> None:
         sfn = load_sfn(args.sfn, device)
         budget_eval.evaluate_budget(args.runs, G, sfn, n=args.n, steps=args.steps, seed=args.seed)
     results, spread = budget_eval.load_cached(args.runs), None
-    if args.rerun_reference and results:  # the bundled encoders: the same recipe, other arithmetic
-        reference = json.loads(Path(args.rerun_reference).read_text())
-        spread = budget_eval.rerun_spread(results[min(results)], reference)
+    if args.rerun_reference and results:  # other runs of the same recipe, scored at the first budget
+        references = [json.loads(Path(p).read_text()) for p in args.rerun_reference]
+        spread = budget_eval.rerun_spread(results[min(results)], *references)
     summary = budget_eval.summarize(results, spread=spread)
     summary.update(generator=str(args.generator), sfn=str(args.sfn))
     if args.json:  # keeps what `eval time-to-quality` stored in the same file
@@ -501,9 +501,11 @@ def add_eval_parser(sub) -> None:
     e.add_argument("--no-eval", action="store_true", help="only summarise what is already scored")
     e.add_argument(
         "--rerun-reference",
+        nargs="+",
         default=None,
-        help="a reconstruction JSON of the same recipe trained separately (the bundled encoders' "
-        "03_reconstruction.json): the run-to-run spread at the first budget flags close calls",
+        help="reconstruction JSONs of the same recipe trained separately (the bundled encoders' "
+        "03_reconstruction.json, an earlier run of the study): the largest run-to-run spread at the first "
+        "budget flags close calls",
     )
     e.add_argument("-n", type=positive_int, default=1000, help="held-out images")
     _held_out_options(e, figure="learning curves and claim intervals (PNG)")

@@ -97,6 +97,10 @@ def test_rerun_spread_flags_close_calls():
     reference = {"n": 3, "seed": 1, "methods": {"a": {"lpips_sfn": 0.47}, "b": {"lpips_sfn": 0.41}}}
     spread = be.rerun_spread(rerun, reference)
     assert spread == {"a": {"lpips_sfn": pytest.approx(0.03)}, "b": {"lpips_sfn": pytest.approx(0.01)}}
+    other = {"n": 3, "seed": 1, "methods": {"a": {"lpips_sfn": 0.49}, "b": {"factor_error": 0.16}}}
+    widest = be.rerun_spread(rerun, reference, other)  # the largest gap to any earlier run
+    assert widest == {"a": {"lpips_sfn": pytest.approx(0.03)}, "b": {"lpips_sfn": pytest.approx(0.01),
+                      "factor_error": pytest.approx(0.06)}}  # fmt: skip
     with pytest.raises(ValueError, match="different held-out images"):
         be.rerun_spread({**rerun, "n": 4}, reference)
     tight = {"mean": -0.05, "lo": -0.051, "hi": -0.049}

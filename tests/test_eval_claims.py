@@ -52,13 +52,19 @@ def test_an_equivalence_claim_takes_its_bound_from_the_full_models_mean():
 def test_clcae_claims_per_budget_and_the_table():
     summary = {"steps": [1200, 3000], "claims": [{"text": "F attention helps (F)", "a": "x", "b": "y",
                "lpips_sfn": {"1200": {**INTERVAL, "verdict": "confirmed"}}, "factor_error": {}}]}  # fmt: skip
-    rows = claims.clcae_rows(summary)
+    rows = claims.clcae_rows(summary)  # each claim at the largest budget that measured it
     assert [(r["metric"], r["where"], r["verdict"]) for r in rows] == [
+        ("lpips_sfn", "1,200 steps", "confirmed"),
+        ("factor_error", "3,000 steps", "not measured"),
+        ("realism_sfn_texture", "3,000 steps", "not measured"),  # a summary written before the column
+    ]
+    every = claims.clcae_rows(summary, steps=[1200, 3000])
+    assert [(r["metric"], r["where"], r["verdict"]) for r in every] == [
         ("lpips_sfn", "1,200 steps", "confirmed"),
         ("lpips_sfn", "3,000 steps", "not measured"),
         ("factor_error", "1,200 steps", "not measured"),
         ("factor_error", "3,000 steps", "not measured"),
-        ("realism_sfn_texture", "1,200 steps", "not measured"),  # a summary written before the column
+        ("realism_sfn_texture", "1,200 steps", "not measured"),
         ("realism_sfn_texture", "3,000 steps", "not measured"),
     ]
     assert rows[-1]["expect"] == "higher" and rows[0]["expect"] == "lower"
@@ -66,4 +72,4 @@ def test_clcae_claims_per_budget_and_the_table():
     table = claims.claims_table(rows + claims.inpainting_rows({"entries": ENTRIES}))
     line = "| CLCAE | F attention helps (F) | lpips_sfn | 1,200 steps | confirmed |"
     assert line + " -0.0040 [-0.0042, -0.0033], n = 200 |" in table
-    assert "+0.7000 (means only)" in table and table.count("\n") == 1 + 6 + len(claims.INPAINTING_CLAIMS)
+    assert "+0.7000 (means only)" in table and table.count("\n") == 1 + 3 + len(claims.INPAINTING_CLAIMS)

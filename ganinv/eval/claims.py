@@ -83,8 +83,9 @@ def inpainting_rows(result: Mapping | None, claims: Sequence[RowClaim] = INPAINT
 
 
 def clcae_rows(summary: Mapping | None, steps: Sequence[int] | None = None) -> list[dict]:
-    """One row per claim, metric and step (default: every step) of a budget summary
-    (:func:`ganinv.eval.budget.summarize`), each metric with the sign of :data:`CLAIM_METRICS`."""
+    """One row per claim and metric of a budget summary (:func:`ganinv.eval.budget.summarize`), each metric
+    with the sign of :data:`CLAIM_METRICS`: at the largest budget at which both of the claim's rows were
+    scored (the study's latest word on it), or at each of ``steps``."""
     from .budget import CLAIMS
 
     if summary is None:
@@ -92,8 +93,11 @@ def clcae_rows(summary: Mapping | None, steps: Sequence[int] | None = None) -> l
     rows = []
     for c in summary["claims"]:
         for metric, expect in CLAIM_METRICS.items():
-            for step in steps or summary["steps"]:
-                interval = c.get(metric, {}).get(str(step))
+            by_step = c.get(metric, {})
+            measured = [s for s in summary["steps"] if str(s) in by_step]
+            at = steps or measured[-1:] or summary["steps"][-1:]
+            for step in at:
+                interval = by_step.get(str(step))
                 rows.append(_row("CLCAE", c["text"], metric, f"{step:,} steps", interval, expect))
     return rows
 
