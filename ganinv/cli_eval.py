@@ -156,6 +156,15 @@ def cmd_eval_reconstruction(args: argparse.Namespace) -> None:
     result = recon_eval.evaluate_reconstruction(entries, G, sfn, n=args.n, seed=args.seed, per_image=True)
     result.update(generator=str(args.generator), sfn=str(args.sfn))
     _report_with_comparisons(args, result, recon_eval)
+    if args.grid:
+        import matplotlib.pyplot as plt
+
+        from .viz import save_figure
+
+        fig = recon_eval.reconstruction_grid(entries, G, n_show=args.grid_n, seed=args.seed)
+        save_figure(fig, args.grid)
+        plt.close(fig)
+        print(f"wrote {args.grid}")
 
 
 def cmd_eval_editing(args: argparse.Namespace) -> None:
@@ -422,6 +431,8 @@ def add_eval_parser(sub) -> None:
     )
     e.add_argument("--optim-steps", type=positive_int, default=300, help="steps of the optimisation methods")
     e.add_argument("--seed", type=int, default=EVAL_SEED, help="held-out seed")
+    e.add_argument("--grid", default=None, help="PNG: the first --grid-n held-out faces through each --entry")
+    e.add_argument("--grid-n", type=positive_int, default=6, help="faces in the --grid picture")
     _compare_option(e)
     _output_options(e, add=True)
     e.set_defaults(fn=cmd_eval_reconstruction)

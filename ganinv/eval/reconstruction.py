@@ -277,6 +277,22 @@ def entry_encoder(entry: Entry, device) -> nn.Module | None:
     return None if entry.method.startswith("optim") else resolve_encoder(entry.method, entry.encoder, device)
 
 
+def reconstruction_grid(entries: Mapping[str, Entry], G: nn.Module, n_show: int = 6, seed: int = EVAL_SEED):
+    """The first ``n_show`` held-out faces through every entry, one row of images and one of error maps each
+    (:func:`ganinv.viz.ablation_grid`): the picture beside a benchmark's numbers."""
+    from ..viz import ablation_grid
+
+    dev = next(G.parameters()).device
+    x, _ = held_out(n_show, G.size, seed)
+    outputs = {}
+    with torch.no_grad():
+        for name, entry in entries.items():
+            encoder = entry_encoder(entry, dev)
+            res = invert(x.to(dev), entry.method, generator=G, encoder=encoder, **entry.options)
+            outputs[name] = pool_to(res.image, G.size).clamp(-1, 1).cpu()
+    return ablation_grid(x, outputs, col_titles=[f"held-out {i}" for i in range(n_show)])
+
+
 def default_entries(
     optim_steps: int = 300, optim_n: int | None = 100, encoder: object = "synthfaces64"
 ) -> dict[str, Entry]:
