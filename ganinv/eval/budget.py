@@ -246,39 +246,46 @@ def verdict_table(summary: dict, metric: str = "lpips_sfn") -> str:
     return "\n".join(lines)
 
 
-def budget_figure(summary: dict, path: str | os.PathLike | None = None, metric: str = "lpips_sfn"):
-    """Left: ``metric`` of every row against training steps (log axis). Right: each claim's difference b - a
-    with its 95 % interval against steps (the claim holds on the side :data:`CLAIM_METRICS` names)."""
+def budget_figure(
+    summary: dict,
+    path: str | os.PathLike | None = None,
+    metrics: Sequence[str] = ("lpips_sfn", "realism_sfn_texture"),
+):
+    """One row per metric. Left: the metric of every row against training steps (log axis). Right: each
+    claim's difference b - a with its 95 % interval against steps (the claim holds on the side
+    :data:`CLAIM_METRICS` names)."""
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2))
+    fig, axes = plt.subplots(len(metrics), 2, figsize=(13, 5.2 * len(metrics)), squeeze=False)
     styles = ["-", "--", ":", "-."]
-    for i, (row, curve) in enumerate(summary["curves"].items()):
-        points = sorted((int(s), v) for s, v in curve[metric].items())
-        xs, ys = zip(*points, strict=True)
-        left.plot(xs, ys, styles[i // 10 % 4], marker="o", color=f"C{i % 10}", label=row)
-    better = "higher" if CLAIM_METRICS.get(metric) == "higher" else "lower"
-    left.set(xscale="log", xlabel="training steps (batch 8)", ylabel=f"{metric} ({better} is better)",
-             title=f"held-out {metric}, n = {summary['n']}")  # fmt: skip
-    left.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    for i, c in enumerate(summary["claims"]):
-        points = sorted((int(s), d) for s, d in c[metric].items())
-        if not points:
-            continue
-        xs = [x * (1 + 0.03 * (i - len(summary["claims"]) / 2)) for x, _ in points]  # offsets: no overlaps
-        ys = [d["mean"] for _, d in points]
-        err = [[d["mean"] - d["lo"] for _, d in points], [d["hi"] - d["mean"] for _, d in points]]
-        right.errorbar(xs, ys, yerr=err, marker="o", capsize=3, color=f"C{i % 10}", label=c["text"])
-    right.axhline(0, color="k", lw=1)
-    side = "below" if CLAIM_METRICS.get(metric, "lower") == "lower" else "above"
-    right.set(xscale="log", xlabel="training steps (batch 8)", ylabel=f"difference of {metric}, b − a",
-              title=f"claims: {side} 0 the claim holds (95 % intervals)")  # fmt: skip
-    right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     steps = [int(s) for s in summary["steps"]]
-    for ax in (left, right):  # the study's budgets as the ticks, room for the 12k one from the start
-        ax.set_xticks(steps, [f"{s:,}" for s in steps])
-        ax.minorticks_off()
-        ax.set_xlim(steps[0] / 1.4, max(steps[-1], 12_000) * 1.4)
+    for metric, (left, right) in zip(metrics, axes, strict=True):
+        for i, (row, curve) in enumerate(summary["curves"].items()):
+            points = sorted((int(s), v) for s, v in curve.get(metric, {}).items())
+            if points:
+                xs, ys = zip(*points, strict=True)
+                left.plot(xs, ys, styles[i // 10 % 4], marker="o", color=f"C{i % 10}", label=row)
+        better = "higher" if CLAIM_METRICS.get(metric) == "higher" else "lower"
+        left.set(xscale="log", xlabel="training steps (batch 8)", ylabel=f"{metric} ({better} is better)",
+                 title=f"held-out {metric}, n = {summary['n']}")  # fmt: skip
+        left.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        for i, c in enumerate(summary["claims"]):
+            points = sorted((int(s), d) for s, d in c.get(metric, {}).items())
+            if not points:
+                continue
+            xs = [x * (1 + 0.03 * (i - len(summary["claims"]) / 2)) for x, _ in points]  # no overlaps
+            ys = [d["mean"] for _, d in points]
+            err = [[d["mean"] - d["lo"] for _, d in points], [d["hi"] - d["mean"] for _, d in points]]
+            right.errorbar(xs, ys, yerr=err, marker="o", capsize=3, color=f"C{i % 10}", label=c["text"])
+        right.axhline(0, color="k", lw=1)
+        side = "below" if CLAIM_METRICS.get(metric, "lower") == "lower" else "above"
+        right.set(xscale="log", xlabel="training steps (batch 8)", ylabel=f"difference of {metric}, b − a",
+                  title=f"claims on {metric}: {side} 0 the claim holds (95 % intervals)")  # fmt: skip
+        right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        for ax in (left, right):  # the study's budgets as the ticks, room for the 12k one from the start
+            ax.set_xticks(steps, [f"{s:,}" for s in steps])
+            ax.minorticks_off()
+            ax.set_xlim(steps[0] / 1.4, max(steps[-1], 12_000) * 1.4)
     fig.tight_layout()
     if path is not None:
         from ..viz import save_figure
