@@ -161,14 +161,14 @@ def test_cli_writes_the_json(G, tiny, tmp_path, capsys):
           "--device", "cpu"])  # fmt: skip
     result = json.loads(out.read_text())
     assert list(result["methods"]) == ["pSp", "W"] and result["methods"]["W"]["n"] == 1
+    assert result["methods"]["W"]["options"] == {"steps": 2} and result["generator"] == str(gen)
+    assert "| pSp | 2 |" in capsys.readouterr().out
     grid = tmp_path / "grid.png"  # the picture: inputs, then each row's images and error maps
     main(["eval", "reconstruction", "--generator", str(gen), "--entry", f"pSp=psp@{enc}", "-n", "2",
           "--grid", str(grid), "--grid-n", "2", "--device", "cpu"])  # fmt: skip
     from PIL import Image
 
     assert Image.open(grid).size[1] > Image.open(grid).size[0] / 4  # three rows of two faces
-    assert result["methods"]["W"]["options"] == {"steps": 2} and result["generator"] == str(gen)
-    assert "| pSp | 2 |" in capsys.readouterr().out
     # --add puts more rows into the same file; a different image count is refused
     main(["eval", "reconstruction", "--generator", str(gen), "--entry", f"pSp again=psp@{enc}", "-n", "2",
           "--json", str(out), "--add", "--device", "cpu"])  # fmt: skip

@@ -155,7 +155,7 @@ def rerun_spread(rerun: Mapping, *references: Mapping) -> dict[str, dict[str, fl
     spread: dict[str, dict[str, float]] = {}
     for reference in references:
         if (rerun["n"], rerun["seed"]) != (reference["n"], reference["seed"]):
-            raise ValueError("rerun_spread: the two results were scored on different held-out images")
+            raise ValueError("rerun_spread: a reference was scored on different held-out images")
         for row, values in rerun["methods"].items():
             ref = reference["methods"].get(row, {})
             for metric in CLAIM_METRICS:
