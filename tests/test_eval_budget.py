@@ -106,3 +106,15 @@ def test_rerun_spread_flags_close_calls():
     tight = {"mean": -0.05, "lo": -0.051, "hi": -0.049}
     assert not be.close_call(tight, 0.0, 0.0)  # far outside a narrow interval, no training spread
     assert be.close_call(tight, 0.03, 0.01)  # within 2 x sqrt(0.001^2 + 0.03^2 + 0.01^2) = 0.063
+
+
+def test_curve_styles_give_each_run_a_colour_and_each_output_a_line():
+    rows = ["psp", "clcae-w", "clcae-w+", "clcae-f", "clcae-f (multi-token)", "clcae-w+ (multi-token)"]
+    rows.append("other")
+    styles = be.row_styles(rows)
+    colour = {r: s["color"] for r, s in styles.items()}
+    assert colour["clcae-w"] == colour["clcae-w+"] == colour["clcae-f"]  # one run, one colour
+    assert colour["clcae-f (multi-token)"] == colour["clcae-w+ (multi-token)"] != colour["clcae-f"]
+    assert len({colour["psp"], colour["clcae-f"], colour["clcae-f (multi-token)"], colour["other"]}) == 4
+    assert styles["clcae-w+"]["linestyle"] == styles["psp"]["linestyle"] == "--"  # pSp is a W+ encoder
+    assert len({styles[r]["marker"] for r in ("clcae-w", "clcae-w+", "clcae-f")}) == 3

@@ -246,6 +246,27 @@ def verdict_table(summary: dict, metric: str = "lpips_sfn") -> str:
     return "\n".join(lines)
 
 
+OUTPUT_STYLES = {"w": (":", "s"), "w+": ("--", "^"), "f": ("-", "o")}  # line and marker of each output
+
+
+def row_styles(rows: Sequence[str]) -> dict[str, dict]:
+    """Matplotlib styles of the curves: one colour per training run, one line and marker per output
+    (W dotted, W+ dashed, F solid; pSp and e4e are W+ encoders). Rows of no known run cycle the rest."""
+    owner = {}
+    for i, (name, run) in enumerate(RUNS.items()):
+        outputs = run.outputs or ("w+",)
+        for out, row in zip(outputs, run.rows(name), strict=True):
+            owner[row] = (i, out)
+    styles, extra = {}, len(RUNS)
+    for row in rows:
+        if row not in owner:
+            owner[row], extra = (extra, "f"), extra + 1
+        colour, out = owner[row]
+        line, marker = OUTPUT_STYLES[out]
+        styles[row] = {"color": f"C{colour % 10}", "linestyle": line, "marker": marker}
+    return styles
+
+
 def budget_figure(
     summary: dict,
     path: str | os.PathLike | None = None,
@@ -257,14 +278,14 @@ def budget_figure(
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(len(metrics), 2, figsize=(13, 5.2 * len(metrics)), squeeze=False)
-    styles = ["-", "--", ":", "-."]
+    styles = row_styles(summary["curves"])
     steps = [int(s) for s in summary["steps"]]
     for metric, (left, right) in zip(metrics, axes, strict=True):
-        for i, (row, curve) in enumerate(summary["curves"].items()):
+        for row, curve in summary["curves"].items():
             points = sorted((int(s), v) for s, v in curve.get(metric, {}).items())
             if points:
                 xs, ys = zip(*points, strict=True)
-                left.plot(xs, ys, styles[i // 10 % 4], marker="o", color=f"C{i % 10}", label=row)
+                left.plot(xs, ys, label=row, **styles[row])
         better = "higher" if CLAIM_METRICS.get(metric) == "higher" else "lower"
         left.set(xscale="log", xlabel="training steps (batch 8)", ylabel=f"{metric} ({better} is better)",
                  title=f"held-out {metric}, n = {summary['n']}")  # fmt: skip
