@@ -118,3 +118,33 @@ def test_curve_styles_give_each_run_a_colour_and_each_output_a_line():
     assert len({colour["psp"], colour["clcae-f"], colour["clcae-f (multi-token)"], colour["other"]}) == 4
     assert styles["clcae-w+"]["linestyle"] == styles["psp"]["linestyle"] == "--"  # pSp is a W+ encoder
     assert len({styles[r]["marker"] for r in ("clcae-w", "clcae-w+", "clcae-f")}) == 3
+
+
+def _rows(**per_image):
+    return {
+        row: {"lpips_sfn": sum(v) / len(v), "per_image": {"lpips_sfn": v}} for row, v in per_image.items()
+    }
+
+
+def test_a_second_seed_measures_the_spread_and_decides_each_claim_again():
+    from ganinv.eval.claims import clcae_rows
+
+    psp = [0.50, 0.52, 0.48, 0.51]
+    methods = _rows(
+        psp=psp, **{"clcae-w+": [v - 0.05 for v in psp], "clcae-w+ (seed 1)": [v + 0.02 for v in psp]}
+    )
+    summary = be.summarize({12: {"n": 4, "seed": 7, "methods": methods}})
+    assert summary["seed_spread"] == {"12": {"clcae-w+": {"lpips_sfn": pytest.approx(0.07)}}}
+    d = {c["text"]: c for c in summary["claims"]}["CLCAE-W+ beats pSp"]["lpips_sfn"]["12"]
+    assert d["verdict"] == "confirmed" and d["seed_1"]["verdict"] == "refuted"  # seed 1 is worse than pSp
+    assert d["seed_1"]["mean"] == pytest.approx(0.02) and d["close_call"]  # |-0.05| < 2 x 0.07
+    assert "; seed 1: refuted (+0.020)" in be.verdict_table(summary)
+    row = next(r for r in clcae_rows(summary) if r["claim"] == "CLCAE-W+ beats pSp")
+    assert row["verdict"].startswith("undecided: the seeds disagree (seed 0 confirmed (close call)")
+    methods["clcae-w+ (seed 1)"] = {
+        **methods["clcae-w+ (seed 1)"],
+        "per_image": {"lpips_sfn": [v - 0.04 for v in psp]},
+    }
+    agree = be.summarize({12: {"n": 4, "seed": 7, "methods": methods}})
+    row = next(r for r in clcae_rows(agree) if r["claim"] == "CLCAE-W+ beats pSp")
+    assert row["verdict"].startswith("confirmed") and "seed 1 agrees (-0.0400)" in row["verdict"]

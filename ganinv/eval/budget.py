@@ -32,6 +32,7 @@ from .reconstruction import Entry, evaluate_reconstruction
 
 EXPORTS = {"clcae": "clcae.pt", "psp": "psp_encoder.pt", "e4e": "e4e_encoder.pt"}
 CLCAE_ROWS = {"w": "clcae-w", "w+": "clcae-w+", "f": "clcae-f"}
+SEED_1 = " (seed 1)"  # row suffix of a second training seed: "clcae-f (seed 1)" is the twin of "clcae-f"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ RUNS: dict[str, Run] = {  # run folder name -> Run (the training options are in 
     "clcae-noalign": Run("clcae", ("w", "w+", "f"), " (w/o L_align)"),  # --use-align false
     "clcae-nowplus": Run("clcae", ("w+", "f"), " (w/o W+ attention)"),  # --use-wplus-attention false
     "clcae-nof": Run("clcae", ("f",), " (w/o F attention)"),  # --use-f-attention false
+    "clcae-seed1": Run("clcae", ("w", "w+", "f"), SEED_1),  # --seed 1: same data, another training seed
 }
 
 
@@ -172,6 +174,36 @@ def close_call(interval: Mapping, spread_a: float, spread_b: float) -> bool:
     return abs(interval["mean"]) < 2 * (half**2 + spread_a**2 + spread_b**2) ** 0.5
 
 
+def seed_spread(result: Mapping) -> dict[str, dict[str, float]]:
+    """``{row: {metric: |mean difference|}}`` between each row and its second-seed twin (row + :data:`SEED_1`)
+    in one step's result: the training-seed part of the uncertainty, measured where a twin exists."""
+    rows = result["methods"]
+    spread: dict[str, dict[str, float]] = {}
+    for row, values in rows.items():
+        twin = rows.get(row + SEED_1)
+        for metric in CLAIM_METRICS if twin is not None else ():
+            if values.get(metric) is not None and twin.get(metric) is not None:
+                spread.setdefault(row, {})[metric] = abs(values[metric] - twin[metric])
+    return spread
+
+
+def _merge_spreads(*spreads: Mapping | None) -> dict[str, dict[str, float]]:
+    merged: dict[str, dict[str, float]] = {}
+    for spread in spreads:
+        for row, metrics in (spread or {}).items():
+            for metric, gap in metrics.items():
+                merged.setdefault(row, {})[metric] = max(gap, merged.get(row, {}).get(metric, 0.0))
+    return merged
+
+
+def _decide(rows: Mapping, a: str, b: str, metric: str, expect: str) -> dict | None:
+    """The paired interval of ``b - a`` on ``metric`` with its verdict, or None if a row lacks it."""
+    if not all(r in rows and metric in rows[r].get("per_image", {}) for r in (a, b)):
+        return None
+    interval = paired_bootstrap(rows[a]["per_image"][metric], rows[b]["per_image"][metric])
+    return {**interval, "verdict": verdict(interval, expect)}
+
+
 def summarize(
     results: Mapping[int, dict], claims: Sequence[Claim] = CLAIMS, spread: Mapping | None = None
 ) -> dict:
@@ -180,8 +212,10 @@ def summarize(
     "metric": {step: {"mean", "lo", "hi", "n", "level", "verdict", "close_call"?}}}],
     "rerun_spread": {...} or None}``;
     a claim is left out at a step where one of its rows was not scored. With ``spread``
-    (:func:`rerun_spread`) every decided interval also says whether it is a :func:`close_call`; a row
-    without a measured spread counts with the largest one measured for that metric."""
+    (:func:`rerun_spread`) or second-seed twins at the step (:func:`seed_spread`, ``"seed_spread": {step:
+    ...}``) every decided interval also says whether it is a :func:`close_call`; a row without a measured
+    spread counts with the largest one measured for that metric. Where a row of the claim has a twin, the
+    claim is decided again with the twins in its place (``"seed_1": {"mean", "lo", "hi", "verdict"}``)."""
     if not results:
         raise ValueError(
             "no scored snapshots: run `ganinv eval budget` on a runs folder with snapshots first"
@@ -196,6 +230,7 @@ def summarize(
             for k in CURVE_METRICS:
                 if values.get(k) is not None:  # rows scored before a column existed lack it
                     curves.setdefault(row, {}).setdefault(k, {})[str(step)] = values[k]
+    seeds = {step: seed_spread(results[step]) for step in steps}
     decided = []
     for c in claims:
         entry = {"text": c.text, "a": c.a, "b": c.b}
@@ -203,14 +238,17 @@ def summarize(
             by_step = {}
             for step in steps:
                 rows = results[step]["methods"]
-                if c.a in rows and c.b in rows and all(metric in rows[r]["per_image"] for r in (c.a, c.b)):
-                    a, b = rows[c.a]["per_image"][metric], rows[c.b]["per_image"][metric]
-                    interval = paired_bootstrap(a, b)
-                    by_step[str(step)] = {**interval, "verdict": verdict(interval, expect)}
-                    if spread and by_step[str(step)]["verdict"] != "undecided":
-                        worst = max(v.get(metric, 0.0) for v in spread.values())
-                        sa, sb = (spread.get(r, {}).get(metric, worst) for r in (c.a, c.b))
-                        by_step[str(step)]["close_call"] = close_call(interval, sa, sb)
+                if (d := _decide(rows, c.a, c.b, metric, expect)) is None:
+                    continue
+                step_spread = _merge_spreads(spread, seeds[step])
+                if step_spread and d["verdict"] != "undecided":
+                    worst = max(v.get(metric, 0.0) for v in step_spread.values())
+                    sa, sb = (step_spread.get(r, {}).get(metric, worst) for r in (c.a, c.b))
+                    d["close_call"] = close_call(d, sa, sb)
+                twins = [r + SEED_1 if r + SEED_1 in rows else r for r in (c.a, c.b)]
+                if twins != [c.a, c.b] and (t := _decide(rows, *twins, metric, expect)) is not None:
+                    d["seed_1"] = {k: t[k] for k in ("mean", "lo", "hi", "verdict")}  # the twins in place
+                by_step[str(step)] = d
             entry[metric] = by_step
         decided.append(entry)
     out = {
@@ -220,13 +258,14 @@ def summarize(
         "curves": curves,
         "claims": decided,
         "rerun_spread": dict(spread) if spread else None,
+        "seed_spread": {str(step): gaps for step, gaps in seeds.items() if gaps},
     }  # always set: the file is updated key by key
     return rounded(out)
 
 
 def verdict_table(summary: dict, metric: str = "lpips_sfn") -> str:
     """Markdown: one line per claim and one column per step, each cell ``verdict[, close call] (difference
-    [interval])``."""
+    [interval])[; seed 1: verdict (difference)]``."""
     steps = [str(s) for s in summary["steps"]]
     lines = [
         "| claim | " + " | ".join(f"{int(s):,} steps" for s in steps) + " |",
@@ -237,10 +276,12 @@ def verdict_table(summary: dict, metric: str = "lpips_sfn") -> str:
         for s in steps:
             d = c[metric].get(s)
             close = ", close call" if d and d.get("close_call") else ""
+            twin = d.get("seed_1") if d else None
+            seed = f"; seed 1: {twin['verdict']} ({twin['mean']:+.3f})" if twin else ""
             cells.append(
                 "—"
                 if d is None
-                else f"{d['verdict']}{close} ({d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}])"
+                else f"{d['verdict']}{close} ({d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]){seed}"
             )
         lines.append(f"| {c['text']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

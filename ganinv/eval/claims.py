@@ -61,6 +61,12 @@ def _row(paper: str, text: str, metric: str, where: str, interval: Mapping | Non
     if interval is not None and (expect != "same" or margin > 0):
         keys = ("mean", "lo", "hi", "n", "level")
         word = verdict(interval, expect, margin) + (" (close call)" if interval.get("close_call") else "")
+        if twin := interval.get("seed_1"):  # decided again with the second training seed's rows
+            if twin["verdict"] == verdict(interval, expect, margin):
+                word += f"; seed 1 agrees ({twin['mean']:+.4f})"
+            else:
+                seed_1 = f"seed 1 {twin['verdict']} {twin['mean']:+.4f}"
+                word = f"undecided: the seeds disagree (seed 0 {word}, {seed_1})"
         return {**row, "verdict": word, **{k: interval[k] for k in keys}}
     if means is not None:  # both rows exist but were not paired: no interval, no verdict
         return {**row, "verdict": "no interval", "mean": means[1] - means[0]}
