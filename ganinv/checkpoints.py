@@ -306,6 +306,19 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict:
     return _validate(ckpt, path, kind)
 
 
+def half_copy(src: str | os.PathLike, dst: str | os.PathLike) -> dict:
+    """Write ``src`` (a ganinv checkpoint of any kind: a generator, an encoder, an inpainter ...) to ``dst``
+    with fp16 weights, config and metadata unchanged: how the bundled files in ``data/pretrained`` are made
+    small. Returns the checkpoint as read (fp32 or fp16 state dict, as stored in ``src``)."""
+    src, dst = Path(src), Path(dst)
+    if not src.is_file():
+        raise CheckpointError(f"{src}: no such file (give the path of a ganinv .pt checkpoint)")
+    ckpt = load_checkpoint(src)
+    extra = {k: v for k, v in ckpt.items() if k not in RESERVED_KEYS}
+    save_checkpoint(dst, ckpt["kind"], ckpt["config"], ckpt["state_dict"], half=True, **extra)
+    return ckpt
+
+
 def load_nvidia_pickle(path: str | os.PathLike) -> dict[str, dict]:
     """Convert an NVIDIA StyleGAN2 network pickle without NVIDIA code.
 

@@ -98,6 +98,14 @@ def cmd_info(args: argparse.Namespace) -> None:
         print(f"discriminator: none ({str(e).splitlines()[0]})")
 
 
+def cmd_half(args: argparse.Namespace) -> None:
+    from .checkpoints import half_copy
+
+    ckpt = half_copy(args.checkpoint, args.out)
+    step = f", step {ckpt['step']:,}" if isinstance(ckpt.get("step"), int) else ""
+    print(f"wrote {args.out}: {ckpt['kind']}{step}, fp16 weights")
+
+
 def cmd_convert(args: argparse.Namespace) -> None:
     from .checkpoints import (
         CheckpointError,
@@ -456,6 +464,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("out", help="output folder (generator.pt, discriminator.pt)")
     p.add_argument("--half", action="store_true", help="store fp16 weights")
     p.set_defaults(fn=cmd_convert)
+
+    p = sub.add_parser(
+        "half", help="copy a ganinv checkpoint of any kind with fp16 weights (the bundled files)"
+    )
+    p.add_argument("checkpoint", help="a ganinv .pt file, e.g. runs/clcae/snapshots/step_012000/clcae.pt")
+    p.add_argument("out", help="the fp16 copy (.pt); metadata, config and step are kept")
+    p.set_defaults(fn=cmd_half)
 
     from .inversion import METHODS
 

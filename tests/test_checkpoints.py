@@ -809,3 +809,32 @@ def test_cli_convert_to_fp16_bundle_keeps_provenance(tmp_path):
     H = load_generator(tmp_path / "bundle")
     torch.testing.assert_close(H.w_avg, G.w_avg)
     torch.testing.assert_close(images(H), images(G), atol=0.02, rtol=0)
+
+
+def test_cli_half_copies_any_ganinv_checkpoint_in_fp16(tmp_path, capsys):
+    from ganinv.cli import main as cli_main
+    from ganinv.models.encoders import (
+        EncoderConfig,
+        PSPEncoder,
+        WPlusEncoderConfig,
+        load_encoder,
+        save_encoder,
+    )
+
+    torch.manual_seed(0)
+    enc = PSPEncoder(WPlusEncoderConfig(backbone=EncoderConfig.preset("tiny"), n_latent=8, style_dim=16))
+    save_encoder(tmp_path / "psp.pt", enc, step=12, images_seen=96)
+    cli_main(["half", str(tmp_path / "psp.pt"), str(tmp_path / "psp16.pt")])
+    assert "psp_encoder, step 12, fp16 weights" in capsys.readouterr().out
+    c = ckpt.load_checkpoint(tmp_path / "psp16.pt", "psp_encoder")
+    assert (c["step"], c["images_seen"]) == (12, 96)
+    assert all(v.dtype == torch.float16 for v in c["state_dict"].values() if v.is_floating_point())
+    back = load_encoder(tmp_path / "psp16.pt", "psp_encoder")
+    for a, b in zip(back.state_dict().values(), enc.state_dict().values(), strict=True):
+        torch.testing.assert_close(a.float(), b.float(), atol=2e-3, rtol=1e-3)
+    with pytest.raises(SystemExit, match="missing.pt: no such file"):  # the CLI's clear exit
+        cli_main(["half", str(tmp_path / "missing.pt"), str(tmp_path / "x.pt")])
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit, match="junk.pt"):
+        cli_main(["half", str(tmp_path / "junk.pt"), str(tmp_path / "y.pt")])
+    assert not (tmp_path / "y.pt").exists()
