@@ -514,9 +514,9 @@ def add_eval_parser(sub) -> None:
         "--rerun-reference",
         nargs="+",
         default=None,
-        help="reconstruction JSONs of the same recipe trained separately (the bundled encoders' "
-        "03_reconstruction.json, an earlier run of the study): the largest run-to-run spread at the first "
-        "budget flags close calls",
+        help="reconstruction JSONs of the same recipe trained separately (the 1,200-step encoders' "
+        "03_reconstruction_1200.json, an earlier run of the study): the largest run-to-run spread at the "
+        "first budget flags close calls",
     )
     e.add_argument("-n", type=positive_int, default=1000, help="held-out images")
     _held_out_options(e, figure="learning curves and claim intervals (PNG)")

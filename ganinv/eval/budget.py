@@ -3,9 +3,10 @@ budget, its snapshots scored on the same held-out images, and each claim of CLCA
 Sec. 4.3 and its ablation table) decided at each budget.
 
 A run folder (``ganinv train clcae|psp|e4e ... --snapshot-steps 1200,3000,6000,12000``) keeps its export at
-every snapshot step in ``snapshots/step_NNNNNN/``. :data:`RUNS` names the seven runs of the study and the
-benchmark rows each gives (CLCAE: its W, W+ and F outputs); the row names are those of
-``figures/03_reconstruction.json``, so a row at step 1,200 is the bundled budget.
+every snapshot step in ``snapshots/step_NNNNNN/``. :data:`RUNS` names the runs of the study (seven models and
+a second training seed of CLCAE) and the benchmark rows each gives (CLCAE: its W, W+ and F outputs); the row
+names are those of ``figures/03_reconstruction.json``; the bundled encoders are the 12,000-step snapshots of
+these runs, and ``figures/03_reconstruction_1200.json`` keeps the 1,200-step encoders bundled before them.
 
 :func:`evaluate_budget` scores the snapshots of each step with
 :func:`ganinv.eval.reconstruction.evaluate_reconstruction` (per-image values kept) and caches the result in
