@@ -118,6 +118,9 @@ def test_curve_styles_give_each_run_a_colour_and_each_output_a_line():
     assert len({colour["psp"], colour["clcae-f"], colour["clcae-f (multi-token)"], colour["other"]}) == 4
     assert styles["clcae-w+"]["linestyle"] == styles["psp"]["linestyle"] == "--"  # pSp is a W+ encoder
     assert len({styles[r]["marker"] for r in ("clcae-w", "clcae-w+", "clcae-f")}) == 3
+    twins = be.row_styles(["clcae-f", "clcae-f (seed 1)", "e4e (seed 1)", "e4e"])
+    assert twins["clcae-f (seed 1)"] == {**twins["clcae-f"], "markerfacecolor": "none"}  # same run, hollow
+    assert twins["e4e (seed 1)"]["color"] == twins["e4e"]["color"] != twins["clcae-f"]["color"]
 
 
 def _rows(**per_image):

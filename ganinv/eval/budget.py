@@ -4,9 +4,10 @@ Sec. 4.3 and its ablation table) decided at each budget.
 
 A run folder (``ganinv train clcae|psp|e4e ... --snapshot-steps 1200,3000,6000,12000``) keeps its export at
 every snapshot step in ``snapshots/step_NNNNNN/``. :data:`RUNS` names the runs of the study (seven models and
-a second training seed of CLCAE) and the benchmark rows each gives (CLCAE: its W, W+ and F outputs); the row
-names are those of ``figures/03_reconstruction.json``; the bundled encoders are the 12,000-step snapshots of
-these runs, and ``figures/03_reconstruction_1200.json`` keeps the 1,200-step encoders bundled before them.
+second training seeds of CLCAE, pSp and e4e) and the benchmark rows each gives (CLCAE: its W, W+ and F
+outputs); the row names are those of ``figures/03_reconstruction.json``; the bundled encoders are the
+12,000-step snapshots of these runs, and ``figures/03_reconstruction_1200.json`` keeps the 1,200-step encoders
+bundled before them.
 
 :func:`evaluate_budget` scores the snapshots of each step with
 :func:`ganinv.eval.reconstruction.evaluate_reconstruction` (per-image values kept) and caches the result in
@@ -60,6 +61,8 @@ RUNS: dict[str, Run] = {  # run folder name -> Run (the training options are in 
     "clcae-nowplus": Run("clcae", ("w+", "f"), " (w/o W+ attention)"),  # --use-wplus-attention false
     "clcae-nof": Run("clcae", ("f",), " (w/o F attention)"),  # --use-f-attention false
     "clcae-seed1": Run("clcae", ("w", "w+", "f"), SEED_1),  # --seed 1: same data, another training seed
+    "psp-seed1": Run("psp", (), SEED_1),
+    "e4e-seed1": Run("e4e", (), SEED_1),
 }
 
 
@@ -293,19 +296,24 @@ OUTPUT_STYLES = {"w": (":", "s"), "w+": ("--", "^"), "f": ("-", "o")}  # line an
 
 def row_styles(rows: Sequence[str]) -> dict[str, dict]:
     """Matplotlib styles of the curves: one colour per training run, one line and marker per output
-    (W dotted, W+ dashed, F solid; pSp and e4e are W+ encoders). Rows of no known run cycle the rest."""
+    (W dotted, W+ dashed, F solid; pSp and e4e are W+ encoders); a second seed's rows (:data:`SEED_1`) take
+    their twin's style with hollow markers. Rows of no known run cycle the rest."""
     owner = {}
-    for i, (name, run) in enumerate(RUNS.items()):
-        outputs = run.outputs or ("w+",)
-        for out, row in zip(outputs, run.rows(name), strict=True):
+    models = [name for name, run in RUNS.items() if run.suffix != SEED_1]
+    for i, name in enumerate(models):
+        run = RUNS[name]
+        for out, row in zip(run.outputs or ("w+",), run.rows(name), strict=True):
             owner[row] = (i, out)
-    styles, extra = {}, len(RUNS)
+    styles, extra = {}, len(models)
     for row in rows:
-        if row not in owner:
-            owner[row], extra = (extra, "f"), extra + 1
-        colour, out = owner[row]
+        base = row.removesuffix(SEED_1)
+        if base not in owner:
+            owner[base], extra = (extra, "f"), extra + 1
+        colour, out = owner[base]
         line, marker = OUTPUT_STYLES[out]
         styles[row] = {"color": f"C{colour % 10}", "linestyle": line, "marker": marker}
+        if base != row:
+            styles[row]["markerfacecolor"] = "none"
     return styles
 
 
