@@ -158,17 +158,9 @@ def rerun_spread(rerun: Mapping, *references: Mapping) -> dict[str, dict[str, fl
     the bundled encoders (other arithmetic: fp32, not compiled) and against an earlier run of the study
     itself. The bootstrap interval of a claim covers the choice of images only; this is the part of the
     uncertainty that comes from training itself (a stand-in for a second seed)."""
-    spread: dict[str, dict[str, float]] = {}
-    for reference in references:
-        if (rerun["n"], rerun["seed"]) != (reference["n"], reference["seed"]):
-            raise ValueError("rerun_spread: a reference was scored on different held-out images")
-        for row, values in rerun["methods"].items():
-            ref = reference["methods"].get(row, {})
-            for metric in CLAIM_METRICS:
-                if values.get(metric) is not None and ref.get(metric) is not None:
-                    gap = abs(values[metric] - ref[metric])
-                    spread.setdefault(row, {})[metric] = max(gap, spread.get(row, {}).get(metric, 0.0))
-    return spread
+    if any((rerun["n"], rerun["seed"]) != (ref["n"], ref["seed"]) for ref in references):
+        raise ValueError("rerun_spread: a reference was scored on different held-out images")
+    return _merge_spreads(*(_gaps(rerun["methods"], ref["methods"]) for ref in references))
 
 
 def close_call(interval: Mapping, spread_a: float, spread_b: float) -> bool:
@@ -182,13 +174,18 @@ def seed_spread(result: Mapping) -> dict[str, dict[str, float]]:
     """``{row: {metric: |mean difference|}}`` between each row and its second-seed twin (row + :data:`SEED_1`)
     in one step's result: the training-seed part of the uncertainty, measured where a twin exists."""
     rows = result["methods"]
-    spread: dict[str, dict[str, float]] = {}
+    return _gaps(rows, {row: rows[row + SEED_1] for row in rows if row + SEED_1 in rows})
+
+
+def _gaps(rows: Mapping, others: Mapping) -> dict[str, dict[str, float]]:
+    """``{row: {metric: |rows[row] - others[row]|}}`` on :data:`CLAIM_METRICS`, where both have a value."""
+    gaps: dict[str, dict[str, float]] = {}
     for row, values in rows.items():
-        twin = rows.get(row + SEED_1)
-        for metric in CLAIM_METRICS if twin is not None else ():
-            if values.get(metric) is not None and twin.get(metric) is not None:
-                spread.setdefault(row, {})[metric] = abs(values[metric] - twin[metric])
-    return spread
+        other = others.get(row, {})
+        for metric in CLAIM_METRICS:
+            if values.get(metric) is not None and other.get(metric) is not None:
+                gaps.setdefault(row, {})[metric] = abs(values[metric] - other[metric])
+    return gaps
 
 
 def _merge_spreads(*spreads: Mapping | None) -> dict[str, dict[str, float]]:
@@ -235,6 +232,7 @@ def summarize(
                 if values.get(k) is not None:  # rows scored before a column existed lack it
                     curves.setdefault(row, {}).setdefault(k, {})[str(step)] = values[k]
     seeds = {step: seed_spread(results[step]) for step in steps}
+    spreads = {step: _merge_spreads(spread, seeds[step]) for step in steps}  # training spread per budget
     decided = []
     for c in claims:
         entry = {"text": c.text, "a": c.a, "b": c.b}
@@ -244,7 +242,7 @@ def summarize(
                 rows = results[step]["methods"]
                 if (d := _decide(rows, c.a, c.b, metric, expect)) is None:
                     continue
-                step_spread = _merge_spreads(spread, seeds[step])
+                step_spread = spreads[step]
                 if step_spread and d["verdict"] != "undecided":
                     worst = max(v.get(metric, 0.0) for v in step_spread.values())
                     sa, sb = (step_spread.get(r, {}).get(metric, worst) for r in (c.a, c.b))

@@ -60,9 +60,10 @@ def _row(paper: str, text: str, metric: str, where: str, interval: Mapping | Non
         row["margin"] = margin
     if interval is not None and (expect != "same" or margin > 0):
         keys = ("mean", "lo", "hi", "n", "level")
-        word = verdict(interval, expect, margin) + (" (close call)" if interval.get("close_call") else "")
+        decided = verdict(interval, expect, margin)
+        word = decided + (" (close call)" if interval.get("close_call") else "")
         if twin := interval.get("seed_1"):  # decided again with the second training seed's rows
-            if twin["verdict"] == verdict(interval, expect, margin):
+            if twin["verdict"] == decided:
                 word += f"; seed 1 agrees ({twin['mean']:+.4f})"
             else:
                 seed_1 = f"seed 1 {twin['verdict']} {twin['mean']:+.4f}"
