@@ -63,6 +63,8 @@ RUNS: dict[str, Run] = {  # run folder name -> Run (the training options are in 
     "clcae-seed1": Run("clcae", ("w", "w+", "f"), SEED_1),  # --seed 1: same data, another training seed
     "psp-seed1": Run("psp", (), SEED_1),
     "e4e-seed1": Run("e4e", (), SEED_1),
+    "clcae-nof-seed1": Run("clcae", ("f",), " (w/o F attention)" + SEED_1),
+    "clcae-multi-seed1": Run("clcae", ("w+", "f"), " (multi-token)" + SEED_1),
 }
 
 
