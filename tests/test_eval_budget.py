@@ -151,3 +151,9 @@ def test_a_second_seed_measures_the_spread_and_decides_each_claim_again():
     agree = be.summarize({12: {"n": 4, "seed": 7, "methods": methods}})
     row = next(r for r in clcae_rows(agree) if r["claim"] == "CLCAE-W+ beats pSp")
     assert row["verdict"].startswith("confirmed") and "seed 1 agrees (-0.0400)" in row["verdict"]
+    fig = be.budget_figure(agree, metrics=("lpips_sfn",))  # the seed-1 decision drawn hollow beside seed 0
+    right = fig.axes[1]
+    hollow = [line for line in right.lines if line.get_markerfacecolor() == "none" and len(line.get_xdata())]
+    assert len(hollow) == 1 and hollow[0].get_ydata()[0] == pytest.approx(-0.04)
+    assert any("seed-1" in t.get_text() for t in right.get_legend().get_texts())
+    fig.clf()

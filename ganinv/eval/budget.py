@@ -65,6 +65,7 @@ RUNS: dict[str, Run] = {  # run folder name -> Run (the training options are in 
     "e4e-seed1": Run("e4e", (), SEED_1),
     "clcae-nof-seed1": Run("clcae", ("f",), " (w/o F attention)" + SEED_1),
     "clcae-multi-seed1": Run("clcae", ("w+", "f"), " (multi-token)" + SEED_1),
+    "clcae-nowplus-seed1": Run("clcae", ("w+", "f"), " (w/o W+ attention)" + SEED_1),
 }
 
 
@@ -324,7 +325,7 @@ def budget_figure(
 ):
     """One row per metric. Left: the metric of every row against training steps (log axis). Right: each
     claim's difference b - a with its 95 % interval against steps (the claim holds on the side
-    :data:`CLAIM_METRICS` names)."""
+    :data:`CLAIM_METRICS` names), and hollow beside it the same claim with the second seed's runs."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(len(metrics), 2, figsize=(13, 5.2 * len(metrics)), squeeze=False)
@@ -344,10 +345,18 @@ def budget_figure(
             points = sorted((int(s), d) for s, d in c.get(metric, {}).items())
             if not points:
                 continue
-            xs = [x * (1 + 0.03 * (i - len(summary["claims"]) / 2)) for x, _ in points]  # no overlaps
+            xs = [x * (1 + 0.05 * (i - len(summary["claims"]) / 2)) for x, _ in points]  # no overlaps
             ys = [d["mean"] for _, d in points]
             err = [[d["mean"] - d["lo"] for _, d in points], [d["hi"] - d["mean"] for _, d in points]]
             right.errorbar(xs, ys, yerr=err, marker="o", capsize=3, color=f"C{i % 10}", label=c["text"])
+            twins = [(x * 1.022, d["seed_1"]) for x, (_, d) in zip(xs, points, strict=True) if "seed_1" in d]
+            if twins:  # the claim decided again with the second seed's runs: hollow, beside the first
+                xs1, ds1 = zip(*twins, strict=True)
+                err1 = [[d["mean"] - d["lo"] for d in ds1], [d["hi"] - d["mean"] for d in ds1]]
+                right.errorbar(xs1, [d["mean"] for d in ds1], yerr=err1, marker="o", markerfacecolor="none",
+                               linestyle=":", capsize=2, color=f"C{i % 10}")  # fmt: skip
+        if any("seed_1" in d for c in summary["claims"] for d in c.get(metric, {}).values()):
+            right.plot([], [], "o:", color="grey", markerfacecolor="none", label="hollow: the seed-1 runs")
         right.axhline(0, color="k", lw=1)
         side = "below" if CLAIM_METRICS.get(metric, "lower") == "lower" else "above"
         right.set(xscale="log", xlabel="training steps (batch 8)", ylabel=f"difference of {metric}, b − a",
