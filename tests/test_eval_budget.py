@@ -108,6 +108,10 @@ def test_rerun_spread_flags_close_calls():
     assert be.close_call(tight, 0.03, 0.01)  # within 2 x sqrt(0.001^2 + 0.03^2 + 0.01^2) = 0.063
 
 
+def styles_of(row):
+    return be.row_styles([row])[row]
+
+
 def test_curve_styles_give_each_run_a_colour_and_each_output_a_line():
     rows = ["psp", "clcae-w", "clcae-w+", "clcae-f", "clcae-f (multi-token)", "clcae-w+ (multi-token)"]
     rows.append("other")
@@ -121,6 +125,11 @@ def test_curve_styles_give_each_run_a_colour_and_each_output_a_line():
     twins = be.row_styles(["clcae-f", "clcae-f (seed 1)", "e4e (seed 1)", "e4e"])
     assert twins["clcae-f (seed 1)"] == {**twins["clcae-f"], "markerfacecolor": "none"}  # same run, hollow
     assert twins["e4e (seed 1)"]["color"] == twins["e4e"]["color"] != twins["clcae-f"]["color"]
+    nof = "clcae-f (w/o F attention)"  # an ablation's second seed is its twin too, not a run of its own
+    assert be.row_styles([nof, nof + " (seed 1)"])[nof + " (seed 1)"] == {
+        **styles_of(nof),
+        "markerfacecolor": "none",
+    }
 
 
 def _rows(**per_image):

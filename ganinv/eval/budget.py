@@ -300,7 +300,7 @@ def row_styles(rows: Sequence[str]) -> dict[str, dict]:
     (W dotted, W+ dashed, F solid; pSp and e4e are W+ encoders); a second seed's rows (:data:`SEED_1`) take
     their twin's style with hollow markers. Rows of no known run cycle the rest."""
     owner = {}
-    models = [name for name, run in RUNS.items() if run.suffix != SEED_1]
+    models = [name for name, run in RUNS.items() if not run.suffix.endswith(SEED_1)]
     for i, name in enumerate(models):
         run = RUNS[name]
         for out, row in zip(run.outputs or ("w+",), run.rows(name), strict=True):
