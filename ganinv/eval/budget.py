@@ -3,11 +3,11 @@ budget, its snapshots scored on the same held-out images, and each claim of CLCA
 Sec. 4.3 and its ablation table) decided at each budget.
 
 A run folder (``ganinv train clcae|psp|e4e ... --snapshot-steps 1200,3000,6000,12000``) keeps its export at
-every snapshot step in ``snapshots/step_NNNNNN/``. :data:`RUNS` names the runs of the study (seven models and
-second training seeds of CLCAE, pSp and e4e) and the benchmark rows each gives (CLCAE: its W, W+ and F
-outputs); the row names are those of ``figures/03_reconstruction.json``; the bundled encoders are the
-12,000-step snapshots of these runs, and ``figures/03_reconstruction_1200.json`` keeps the 1,200-step encoders
-bundled before them.
+every snapshot step in ``snapshots/step_NNNNNN/``. :data:`RUNS` names the runs of the study (the seven
+:data:`MODELS` and second training seeds of those in :data:`SEEDED`) and the benchmark rows each gives (CLCAE:
+its W, W+ and F outputs); the row names are those of ``figures/03_reconstruction.json``; the bundled encoders
+are the 12,000-step snapshots of these runs, and ``figures/03_reconstruction_1200.json`` keeps the 1,200-step
+encoders bundled before them.
 
 :func:`evaluate_budget` scores the snapshots of each step with
 :func:`ganinv.eval.reconstruction.evaluate_reconstruction` (per-image values kept) and caches the result in
@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from torch import nn
@@ -52,7 +52,7 @@ class Run:
         return {CLCAE_ROWS[o] + self.suffix: Entry(CLCAE_ROWS[o], path) for o in self.outputs}
 
 
-RUNS: dict[str, Run] = {  # run folder name -> Run (the training options are in data/pretrained/README.md)
+MODELS: dict[str, Run] = {  # run folder name -> Run (the training options are in data/pretrained/README.md)
     "psp": Run("psp", ()),
     "e4e": Run("e4e", ()),
     "clcae": Run("clcae", ("w", "w+", "f")),
@@ -60,12 +60,12 @@ RUNS: dict[str, Run] = {  # run folder name -> Run (the training options are in 
     "clcae-noalign": Run("clcae", ("w", "w+", "f"), " (w/o L_align)"),  # --use-align false
     "clcae-nowplus": Run("clcae", ("w+", "f"), " (w/o W+ attention)"),  # --use-wplus-attention false
     "clcae-nof": Run("clcae", ("f",), " (w/o F attention)"),  # --use-f-attention false
-    "clcae-seed1": Run("clcae", ("w", "w+", "f"), SEED_1),  # --seed 1: same data, another training seed
-    "psp-seed1": Run("psp", (), SEED_1),
-    "e4e-seed1": Run("e4e", (), SEED_1),
-    "clcae-nof-seed1": Run("clcae", ("f",), " (w/o F attention)" + SEED_1),
-    "clcae-multi-seed1": Run("clcae", ("w+", "f"), " (multi-token)" + SEED_1),
-    "clcae-nowplus-seed1": Run("clcae", ("w+", "f"), " (w/o W+ attention)" + SEED_1),
+}
+SEEDED = ("clcae", "psp", "e4e", "clcae-nof", "clcae-multi", "clcae-nowplus")  # with a second training seed
+# "NAME-seed1": NAME's options plus --seed 1 (same data, another initialisation and noise); rows end in SEED_1
+RUNS: dict[str, Run] = {
+    **MODELS,
+    **{f"{n}-seed1": replace(MODELS[n], suffix=MODELS[n].suffix + SEED_1) for n in SEEDED},
 }
 
 
@@ -300,12 +300,10 @@ def row_styles(rows: Sequence[str]) -> dict[str, dict]:
     (W dotted, W+ dashed, F solid; pSp and e4e are W+ encoders); a second seed's rows (:data:`SEED_1`) take
     their twin's style with hollow markers. Rows of no known run cycle the rest."""
     owner = {}
-    models = [name for name, run in RUNS.items() if not run.suffix.endswith(SEED_1)]
-    for i, name in enumerate(models):
-        run = RUNS[name]
+    for i, (name, run) in enumerate(MODELS.items()):
         for out, row in zip(run.outputs or ("w+",), run.rows(name), strict=True):
             owner[row] = (i, out)
-    styles, extra = {}, len(models)
+    styles, extra = {}, len(MODELS)
     for row in rows:
         base = row.removesuffix(SEED_1)
         if base not in owner:
@@ -316,6 +314,13 @@ def row_styles(rows: Sequence[str]) -> dict[str, dict]:
         if base != row:
             styles[row]["markerfacecolor"] = "none"
     return styles
+
+
+def _intervals(ax, xs: Sequence[float], intervals: Sequence[Mapping], **style) -> None:
+    """Each interval's mean at its x with error bars from ``lo`` to ``hi``."""
+    means = [d["mean"] for d in intervals]
+    err = [[d["mean"] - d["lo"] for d in intervals], [d["hi"] - d["mean"] for d in intervals]]
+    ax.errorbar(xs, means, yerr=err, marker="o", **style)
 
 
 def budget_figure(
@@ -341,21 +346,19 @@ def budget_figure(
         left.set(xscale="log", xlabel="training steps (batch 8)", ylabel=f"{metric} ({better} is better)",
                  title=f"held-out {metric}, n = {summary['n']}")  # fmt: skip
         left.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        seed_1_drawn = False
         for i, c in enumerate(summary["claims"]):
             points = sorted((int(s), d) for s, d in c.get(metric, {}).items())
             if not points:
                 continue
             xs = [x * (1 + 0.05 * (i - len(summary["claims"]) / 2)) for x, _ in points]  # no overlaps
-            ys = [d["mean"] for _, d in points]
-            err = [[d["mean"] - d["lo"] for _, d in points], [d["hi"] - d["mean"] for _, d in points]]
-            right.errorbar(xs, ys, yerr=err, marker="o", capsize=3, color=f"C{i % 10}", label=c["text"])
+            _intervals(right, xs, [d for _, d in points], capsize=3, color=f"C{i % 10}", label=c["text"])
             twins = [(x * 1.022, d["seed_1"]) for x, (_, d) in zip(xs, points, strict=True) if "seed_1" in d]
             if twins:  # the claim decided again with the second seed's runs: hollow, beside the first
-                xs1, ds1 = zip(*twins, strict=True)
-                err1 = [[d["mean"] - d["lo"] for d in ds1], [d["hi"] - d["mean"] for d in ds1]]
-                right.errorbar(xs1, [d["mean"] for d in ds1], yerr=err1, marker="o", markerfacecolor="none",
-                               linestyle=":", capsize=2, color=f"C{i % 10}")  # fmt: skip
-        if any("seed_1" in d for c in summary["claims"] for d in c.get(metric, {}).values()):
+                _intervals(right, *zip(*twins, strict=True), markerfacecolor="none", linestyle=":", capsize=2,
+                           color=f"C{i % 10}")  # fmt: skip
+                seed_1_drawn = True
+        if seed_1_drawn:
             right.plot([], [], "o:", color="grey", markerfacecolor="none", label="hollow: the seed-1 runs")
         right.axhline(0, color="k", lw=1)
         side = "below" if CLAIM_METRICS.get(metric, "lower") == "lower" else "above"
