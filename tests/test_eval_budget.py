@@ -150,6 +150,7 @@ def test_a_second_seed_measures_the_spread_and_decides_each_claim_again():
     d = {c["text"]: c for c in summary["claims"]}["CLCAE-W+ beats pSp"]["lpips_sfn"]["12"]
     assert d["verdict"] == "confirmed" and d["seed_1"]["verdict"] == "refuted"  # seed 1 is worse than pSp
     assert d["seed_1"]["mean"] == pytest.approx(0.02) and d["close_call"]  # |-0.05| < 2 x 0.07
+    assert (d["seed_1"]["a"], d["seed_1"]["b"]) == ("psp", "clcae-w+ (seed 1)")  # pSp has no twin: kept
     assert "; seed 1: refuted (+0.020)" in be.verdict_table(summary)
     row = next(r for r in clcae_rows(summary) if r["claim"] == "CLCAE-W+ beats pSp")
     assert row["verdict"].startswith("undecided: the seeds disagree (seed 0 confirmed (close call)")

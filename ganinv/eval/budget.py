@@ -219,7 +219,8 @@ def summarize(
     (:func:`rerun_spread`) or second-seed twins at the step (:func:`seed_spread`, ``"seed_spread": {step:
     ...}``) every decided interval also says whether it is a :func:`close_call`; a row without a measured
     spread counts with the largest one measured for that metric. Where a row of the claim has a twin, the
-    claim is decided again with the twins in its place (``"seed_1": {"mean", "lo", "hi", "verdict"}``)."""
+    claim is decided again with the twins in its place (``"seed_1": {"mean", "lo", "hi", "verdict", "a",
+    "b"}``, ``a``/``b`` the rows paired: a row without a twin stays, so a pair may mix the seeds)."""
     if not results:
         raise ValueError(
             "no scored snapshots: run `ganinv eval budget` on a runs folder with snapshots first"
@@ -252,7 +253,8 @@ def summarize(
                     d["close_call"] = close_call(d, sa, sb)
                 twins = [r + SEED_1 if r + SEED_1 in rows else r for r in (c.a, c.b)]
                 if twins != [c.a, c.b] and (t := _decide(rows, *twins, metric, expect)) is not None:
-                    d["seed_1"] = {k: t[k] for k in ("mean", "lo", "hi", "verdict")}  # the twins in place
+                    kept = {k: t[k] for k in ("mean", "lo", "hi", "verdict")}
+                    d["seed_1"] = {**kept, "a": twins[0], "b": twins[1]}  # the pair, a twin-less row kept
                 by_step[str(step)] = d
             entry[metric] = by_step
         decided.append(entry)
