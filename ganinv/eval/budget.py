@@ -253,8 +253,7 @@ def summarize(
                     d["close_call"] = close_call(d, sa, sb)
                 twins = [r + SEED_1 if r + SEED_1 in rows else r for r in (c.a, c.b)]
                 if twins != [c.a, c.b] and (t := _decide(rows, *twins, metric, expect)) is not None:
-                    kept = {k: t[k] for k in ("mean", "lo", "hi", "verdict")}
-                    d["seed_1"] = {**kept, "a": twins[0], "b": twins[1]}  # the pair, a twin-less row kept
+                    d["seed_1"] = {k: t[k] for k in ("mean", "lo", "hi", "verdict")} | dict(zip("ab", twins))
                 by_step[str(step)] = d
             entry[metric] = by_step
         decided.append(entry)
